@@ -1,0 +1,46 @@
+"""guidekit: guidance strategies for pretrained diffusion models.
+
+Importing guidekit loads no plugin; plugins are discovered on first use of
+:func:`available` / :func:`create`.
+"""
+
+from __future__ import annotations
+
+from .diffusion import DiffusionConfig, GaussianDiffusion, MeanVariance
+from .errors import (
+    CheckpointError,
+    DuplicateComponentError,
+    GuidekitError,
+    InvalidParameterError,
+    LabelError,
+    NonFiniteError,
+    PluginLoadError,
+    PluginLoadWarning,
+    UnknownComponentError,
+)
+from .guidance import ClassifierGuidance, GuidanceResult, GuidanceState, Scaler
+from .registry import (
+    Component,
+    available,
+    create,
+    describe,
+    register_extractor,
+    register_loss,
+    register_network,
+    register_sampler,
+    register_scaler,
+    registered,
+)
+from .respacing import space_timesteps
+from .sampling import StepInfo, sample, sample_generator
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError", "ClassifierGuidance", "Component", "DiffusionConfig", "DuplicateComponentError",
+    "GaussianDiffusion", "GuidanceResult", "GuidanceState", "GuidekitError", "InvalidParameterError",
+    "LabelError", "MeanVariance", "NonFiniteError", "PluginLoadError", "PluginLoadWarning", "Scaler",
+    "StepInfo", "UnknownComponentError", "available", "create", "describe", "register_extractor",
+    "register_loss", "register_network", "register_sampler", "register_scaler", "registered", "sample",
+    "sample_generator", "space_timesteps",
+]

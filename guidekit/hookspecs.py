@@ -1,0 +1,61 @@
+"""Hook specifications of the ``guidekit`` plugin system.
+
+A plugin is any module or object with functions decorated by :data:`hookimpl`.
+Each ``guidekit_<kind>s`` hook returns an iterable of :class:`guidekit.Component`
+records; hooks run only when a registry is built, never inside a sampling loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .registry import Component
+
+PROJECT = "guidekit"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def guidekit_samplers() -> Iterable[Component]:
+    """Return samplers: factories of objects with ``step(diffusion, model_output, x_t, t_index, ...)``."""
+
+
+@hookspec
+def guidekit_scalers() -> Iterable[Component]:
+    """Return guidance scalers: factories of callables ``GuidanceState -> (B,) tensor``."""
+
+
+@hookspec
+def guidekit_losses() -> Iterable[Component]:
+    """Return classifier training losses: factories of callables ``(logits, y) -> scalar``."""
+
+
+@hookspec
+def guidekit_networks() -> Iterable[Component]:
+    """Return networks: factories of ``torch.nn.Module`` diffusion models or classifiers."""
+
+
+@hookspec
+def guidekit_extractors() -> Iterable[Component]:
+    """Return feature extractors for metrics: ``extract(images) -> {"pool", "spatial", "logits"}``."""
+
+
+@hookspec
+def guidekit_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add sub-commands to the ``guidekit`` command line (``subparsers.add_parser(...)``)."""
+
+
+#: component kind -> name of the hook that provides it
+KIND_HOOKS: dict[str, str] = {
+    "sampler": "guidekit_samplers",
+    "scaler": "guidekit_scalers",
+    "loss": "guidekit_losses",
+    "network": "guidekit_networks",
+    "extractor": "guidekit_extractors",
+}

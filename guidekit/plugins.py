@@ -1,0 +1,129 @@
+"""Plugin manager: built-ins plus distributions in the ``guidekit`` entry-point group.
+
+Loading is lazy: nothing here runs until a registry is first asked for a component.
+A plugin that fails to import is reported (distribution and exception) and skipped;
+with strict mode (``GUIDEKIT_STRICT_PLUGINS=1`` or ``PluginManager(strict=True)``) it is fatal.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+import pluggy
+
+from . import hookspecs
+from .errors import PluginLoadError, PluginLoadWarning
+
+ENTRY_POINT_GROUP = "guidekit"
+BUILTIN_DISTRIBUTION = "guidekit"
+BUILTIN_MODULES = (
+    "guidekit.samplers",
+    "guidekit.scalers",
+    "guidekit.losses",
+    "guidekit.extractors",
+)
+
+
+@attrs.frozen
+class PluginFailure:
+    """A plugin that could not be loaded or whose hook raised."""
+
+    distribution: str
+    entry_point: str
+    error: BaseException = attrs.field(eq=False)
+
+    def describe(self) -> str:
+        return f"{self.distribution} (entry point {self.entry_point!r}: {type(self.error).__name__}: {self.error})"
+
+
+def _strict_from_env() -> bool:
+    return os.environ.get("GUIDEKIT_STRICT_PLUGINS", "").lower() in {"1", "true", "yes", "on"}
+
+
+class PluginManager:
+    """Owns the pluggy manager, the plugin → distribution map and the load failures."""
+
+    def __init__(self, *, strict: bool | None = None, entry_points: bool = True) -> None:
+        self.strict = _strict_from_env() if strict is None else strict
+        self.use_entry_points = entry_points
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.distribution_of: dict[str, str] = {}
+        self.failures: list[PluginFailure] = []
+        self._loaded = False
+
+    # -- loading ---------------------------------------------------------------------------
+    def load(self) -> None:
+        """Register the built-ins and every entry point of the ``guidekit`` group (once)."""
+        if self._loaded:
+            return
+        self._loaded = True
+        for module in BUILTIN_MODULES:
+            self.register(importlib.import_module(module), name=module, distribution=BUILTIN_DISTRIBUTION)
+        if self.use_entry_points:
+            for dist_name, ep in _entry_points():
+                self._load_entry_point(dist_name, ep)
+
+    def _load_entry_point(self, dist_name: str, ep: importlib.metadata.EntryPoint) -> None:
+        name = f"{dist_name}:{ep.name}"
+        if self.pm.has_plugin(name):
+            return
+        try:
+            plugin = ep.load()
+            self.register(plugin, name=name, distribution=dist_name)
+        except Exception as exc:  # noqa: BLE001 - any plugin bug must not take the others down
+            self.report_failure(PluginFailure(dist_name, f"{ep.name} = {ep.value}", exc))
+
+    def report_failure(self, failure: PluginFailure) -> None:
+        """Record a failure; warn, or raise in strict mode."""
+        if self.strict:
+            raise PluginLoadError(
+                f"plugin {failure.describe()} failed to load. Fix or uninstall "
+                f"'{failure.distribution}', or unset GUIDEKIT_STRICT_PLUGINS to skip it."
+            ) from failure.error
+        self.failures.append(failure)
+        warnings.warn(
+            f"guidekit plugin {failure.describe()} failed to load and was skipped; "
+            f"the other plugins are available. Fix or uninstall '{failure.distribution}'.",
+            PluginLoadWarning,
+            stacklevel=3,
+        )
+
+    def register(self, plugin: Any, *, name: str | None = None, distribution: str = "<runtime>") -> str:
+        """Register a plugin object or module; returns the name it is registered under."""
+        try:
+            registered = self.pm.register(plugin, name=name)
+        except pluggy.PluginValidationError as exc:
+            raise PluginLoadError(f"plugin {name or plugin!r} from {distribution} is invalid: {exc}") from exc
+        if registered is None:
+            raise PluginLoadError(f"plugin {name or plugin!r} is already registered")
+        self.distribution_of[registered] = distribution
+        return registered
+
+    def unregister(self, name: str) -> None:
+        self.pm.unregister(name=name)
+        self.distribution_of.pop(name, None)
+
+    # -- calling ---------------------------------------------------------------------------
+    def implementations(self, hook_name: str) -> Iterator[tuple[str, Any]]:
+        """Yield ``(distribution, hookimpl)`` for every implementation of a hook, built-ins first."""
+        self.load()
+        caller = getattr(self.pm.hook, hook_name)
+        for impl in reversed(caller.get_hookimpls()):  # pluggy keeps LIFO order
+            yield self.distribution_of.get(impl.plugin_name, impl.plugin_name), impl
+
+
+def _entry_points() -> Iterator[tuple[str, importlib.metadata.EntryPoint]]:
+    seen: set[tuple[str, str]] = set()
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist.name if ep.dist is not None else "<unknown distribution>"
+        if (dist, ep.name) in seen:
+            continue
+        seen.add((dist, ep.name))
+        yield dist, ep

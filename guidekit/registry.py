@@ -1,0 +1,239 @@
+"""Component records and the registry behind ``available``, ``create`` and ``register_*``."""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import attrs
+
+from .errors import DuplicateComponentError, InvalidParameterError, UnknownComponentError
+from .hookspecs import KIND_HOOKS
+from .plugins import PluginFailure, PluginManager
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: where well-known components live when they are missing
+KNOWN_DISTRIBUTIONS = {
+    ("scaler", "entropy"): "guidekit-eds",
+    ("loss", "ect"): "guidekit-eds",
+    ("network", "adm-unet"): "guidekit-adm",
+    ("network", "adm-classifier"): "guidekit-adm",
+}
+
+
+@attrs.frozen
+class Component:
+    """One named component yielded by a plugin hook.
+
+    ``factory(**params)`` builds it; ``provider`` is filled in by the registry with the
+    distribution (or module) that supplied it.
+    """
+
+    name: str = attrs.field(validator=attrs.validators.instance_of(str))
+    factory: Callable[..., Any] = attrs.field(validator=attrs.validators.is_callable())
+    summary: str = ""
+    provider: str = ""
+
+
+def _check_kind(kind: str) -> str:
+    if kind not in KIND_HOOKS:
+        raise UnknownComponentError(
+            f"unknown component kind {kind!r}; kinds are: {', '.join(KIND_HOOKS)}"
+        )
+    return kind
+
+
+class Registry:
+    """Builds per-kind tables of components from a :class:`PluginManager`, lazily."""
+
+    def __init__(self, manager: PluginManager | None = None) -> None:
+        self.manager = manager or PluginManager()
+        self._runtime: dict[str, dict[str, Component]] = {k: {} for k in KIND_HOOKS}
+        self._tables: dict[str, dict[str, list[Component]]] = {}
+
+    # -- building -----------------------------------------------------------------------------
+    def invalidate(self) -> None:
+        self._tables.clear()
+
+    def table(self, kind: str) -> dict[str, list[Component]]:
+        """name -> providers (more than one means a clash)."""
+        _check_kind(kind)
+        if kind not in self._tables:
+            table: dict[str, list[Component]] = {}
+            for dist, impl in self.manager.implementations(KIND_HOOKS[kind]):
+                for comp in self._call(kind, dist, impl):
+                    table.setdefault(comp.name, []).append(comp)
+            for comp in self._runtime[kind].values():
+                if comp.name in table and comp.provider.endswith("(replace=True)"):
+                    table[comp.name] = [comp]
+                else:
+                    table.setdefault(comp.name, []).append(comp)
+            self._tables[kind] = table
+        return self._tables[kind]
+
+    def _call(self, kind: str, dist: str, impl: Any) -> list[Component]:
+        try:
+            result = list(impl.function() or [])
+            bad = [r for r in result if not isinstance(r, Component)]
+            if bad:
+                raise TypeError(f"hook returned {type(bad[0]).__name__}, expected guidekit.Component")
+        except Exception as exc:  # noqa: BLE001
+            self.manager.report_failure(PluginFailure(dist, f"{KIND_HOOKS[kind]}()", exc))
+            return []
+        return [attrs.evolve(c, provider=c.provider or dist) for c in result]
+
+    # -- queries ------------------------------------------------------------------------------
+    def available(self, kind: str) -> list[str]:
+        return sorted(self.table(kind))
+
+    def get(self, kind: str, name: str) -> Component:
+        table = self.table(kind)
+        if name not in table:
+            raise UnknownComponentError(self._unknown_message(kind, name, table))
+        providers = table[name]
+        if len(providers) > 1:
+            who = " and ".join(repr(p.provider) for p in providers)
+            raise DuplicateComponentError(
+                f"{kind} {name!r} is provided by both {who}. Uninstall one of them, or register "
+                f"yours with replace=True to shadow the other."
+            )
+        return providers[0]
+
+    def _unknown_message(self, kind: str, name: str, table: dict[str, list[Component]]) -> str:
+        names = sorted(table)
+        msg = f"unknown {kind} {name!r}. Available {kind}s: {', '.join(names) or '(none)'}."
+        close = difflib.get_close_matches(name, names, n=1)
+        if close:
+            msg += f" Did you mean {close[0]!r}?"
+        dist = KNOWN_DISTRIBUTIONS.get((kind, name))
+        if dist:
+            msg += f" {name!r} is provided by the {dist} distribution: pip install {dist}"
+        if self.manager.failures:
+            msg += " Plugins that failed to load: " + "; ".join(f.describe() for f in self.manager.failures)
+        return msg
+
+    def create(self, kind: str, name: str, **params: Any) -> Any:
+        comp = self.get(kind, name)
+        check_parameters(f"{kind} {name!r}", comp.factory, params)
+        try:
+            return comp.factory(**params)
+        except (ValueError, TypeError) as exc:
+            if isinstance(exc, InvalidParameterError):
+                raise
+            raise InvalidParameterError(f"{kind} {name!r} rejected its parameters {params}: {exc}") from exc
+
+    # -- research-code registration -----------------------------------------------------------
+    def add(self, kind: str, component: Component, *, replace: bool = False) -> None:
+        _check_kind(kind)
+        if component.name in self._runtime[kind] and not replace:
+            raise DuplicateComponentError(
+                f"{kind} {component.name!r} is already registered by "
+                f"{self._runtime[kind][component.name].provider!r}; pass replace=True to override it."
+            )
+        provider = component.provider or "<research code>"
+        if replace:
+            provider += " (replace=True)"
+        self._runtime[kind][component.name] = attrs.evolve(component, provider=provider)
+        self._tables.pop(kind, None)
+
+    def remove(self, kind: str, name: str) -> None:
+        self._runtime[_check_kind(kind)].pop(name, None)
+        self._tables.pop(kind, None)
+
+    @contextlib.contextmanager
+    def registered(self, plugin: Any, name: str | None = None) -> Iterator[str]:
+        """Register a plugin object (with ``@hookimpl`` functions) for the duration of a block."""
+        self.manager.load()
+        plugin_name = self.manager.register(plugin, name=name, distribution=name or f"<plugin {plugin!r}>")
+        self.invalidate()
+        try:
+            yield plugin_name
+        finally:
+            self.manager.unregister(plugin_name)
+            self.invalidate()
+
+
+def check_parameters(what: str, factory: Callable[..., Any], params: dict[str, Any]) -> None:
+    """Reject parameter names the factory does not accept, naming the accepted ones."""
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return
+    accepted = [n for n, p in sig.parameters.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    for key in params:
+        if key not in accepted:
+            hint = difflib.get_close_matches(key, accepted, n=1)
+            raise InvalidParameterError(
+                f"{what} got an unknown parameter {key!r}"
+                + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                + f". It accepts: {', '.join(accepted) or 'no parameters'}."
+            )
+
+
+_default: Registry | None = None
+
+
+def default_registry() -> Registry:
+    """The process-wide registry (built on first use)."""
+    global _default
+    if _default is None:
+        _default = Registry()
+    return _default
+
+
+def reset(*, strict: bool | None = None) -> Registry:
+    """Forget loaded plugins (e.g. after installing one); keeps research-code registrations."""
+    global _default
+    old = _default
+    _default = Registry(PluginManager(strict=strict))
+    if old is not None:
+        _default._runtime = old._runtime
+    return _default
+
+
+def available(kind: str) -> list[str]:
+    """Names of the components of a kind: ``"sampler"``, ``"scaler"``, ``"loss"``, ``"network"``, ``"extractor"``."""
+    return default_registry().available(kind)
+
+
+def create(kind: str, name: str, **params: Any) -> Any:
+    """Build a component by name, e.g. ``create("scaler", "entropy", gamma=6.0)``."""
+    return default_registry().create(kind, name, **params)
+
+
+def describe(kind: str) -> list[Component]:
+    """The component records of a kind, with their providers."""
+    table = default_registry().table(kind)
+    return [c for name in sorted(table) for c in table[name]]
+
+
+def registered(plugin: Any, name: str | None = None) -> contextlib.AbstractContextManager[str]:
+    """``with guidekit.registered(plugin): ...`` registers a hook-implementing object in a block."""
+    return default_registry().registered(plugin, name)
+
+
+def _register(kind: str) -> Callable[..., Callable[[F], F]]:
+    def register(name: str, *, summary: str | None = None, replace: bool = False) -> Callable[[F], F]:
+        def decorate(factory: F) -> F:
+            doc = summary if summary is not None else (inspect.getdoc(factory) or "").split("\n")[0]
+            provider = f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', factory)}"
+            default_registry().add(kind, Component(name, factory, doc, provider), replace=replace)
+            return factory
+
+        return decorate
+
+    register.__doc__ = f"Decorator registering a {kind} factory under ``name`` for research code."
+    return register
+
+
+register_sampler = _register("sampler")
+register_scaler = _register("scaler")
+register_loss = _register("loss")
+register_network = _register("network")
+register_extractor = _register("extractor")

@@ -1,0 +1,53 @@
+"""Respacing strings exactly as ADM's ``space_timesteps`` (notes §2.8)."""
+
+from __future__ import annotations
+
+from .errors import InvalidParameterError
+
+
+def space_timesteps(num_timesteps: int, spec: str | list[int]) -> set[int]:
+    """Original timesteps kept by a respacing spec.
+
+    ``"ddimN"``: the smallest integer stride giving exactly N steps from 0 (the last step is not T-1).
+    ``"N"`` or ``"a,b,c"``: T is split into equal sections and each section is strided evenly,
+    with the float stride accumulated and rounded half-to-even as the reference does.
+    ``""`` keeps every step.
+    """
+    if isinstance(spec, str):
+        spec = spec.strip()
+        if spec == "":
+            return set(range(num_timesteps))
+        if spec.startswith("ddim"):
+            try:
+                desired = int(spec[len("ddim"):])
+            except ValueError:
+                raise InvalidParameterError(f"bad respacing {spec!r}: write 'ddimN' with an integer N, e.g. 'ddim25'") from None
+            for stride in range(1, num_timesteps):
+                if len(range(0, num_timesteps, stride)) == desired:
+                    return set(range(0, num_timesteps, stride))
+            raise InvalidParameterError(f"cannot create exactly {desired} steps with an integer stride")
+        try:
+            section_counts = [int(x) for x in spec.split(",")]
+        except ValueError:
+            raise InvalidParameterError(
+                f"bad respacing {spec!r}: use '' (all steps), 'ddimN', 'N' or comma-separated section counts like '10,10,10'"
+            ) from None
+    else:
+        section_counts = [int(x) for x in spec]
+    if any(c < 0 for c in section_counts) or not section_counts:
+        raise InvalidParameterError(f"bad respacing {spec!r}: section counts must be non-negative integers")
+    size_per = num_timesteps // len(section_counts)
+    extra = num_timesteps % len(section_counts)
+    start_idx = 0
+    all_steps: list[int] = []
+    for i, section_count in enumerate(section_counts):
+        size = size_per + (1 if i < extra else 0)
+        if size < section_count:
+            raise InvalidParameterError(f"cannot divide section of {size} steps into {section_count}")
+        frac_stride = 1 if section_count <= 1 else (size - 1) / (section_count - 1)
+        cur_idx = 0.0
+        for _ in range(section_count):
+            all_steps.append(start_idx + round(cur_idx))
+            cur_idx += frac_stride
+        start_idx += size
+    return set(all_steps)

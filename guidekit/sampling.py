@@ -1,0 +1,134 @@
+"""The sampling loop: seeding, labels, guidance, callbacks, progress (paper Algorithm 1)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import attrs
+import numpy as np
+import torch
+
+from .diffusion import GaussianDiffusion
+from .errors import InvalidParameterError, LabelError, NonFiniteError
+from .guidance import ClassifierGuidance, GuidanceResult, check_labels
+from .progress import progress as progress_bar
+
+
+@attrs.frozen(eq=False)
+class StepInfo:
+    """Handed to ``callback`` after every step."""
+
+    step: int
+    t_index: int
+    t: torch.Tensor
+    x_t: torch.Tensor
+    sample: torch.Tensor
+    pred_xstart: torch.Tensor
+    y: torch.Tensor | None
+    guidance: GuidanceResult | None
+
+
+def sample_generator(seed: int, index: int) -> torch.Generator:
+    """The generator of sample ``index``: independent of batch size and process count."""
+    state = np.random.SeedSequence([int(seed), int(index)]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def _is_class_conditional(model: Any) -> bool:
+    return getattr(model, "num_classes", None) is not None
+
+
+def _draw_labels(gens: list[torch.Generator], num_classes: int) -> torch.Tensor:
+    return torch.cat([torch.randint(0, num_classes, (1,), generator=g) for g in gens])
+
+
+def _randn(gens: list[torch.Generator], shape: tuple[int, ...]) -> torch.Tensor:
+    return torch.stack([torch.randn(shape, generator=g) for g in gens])
+
+
+def _check_finite(x: torch.Tensor, what: str, step: int, t: int, offset: int) -> None:
+    bad = ~torch.isfinite(x.flatten(1)).all(dim=1)
+    if bool(bad.any()):
+        idx = (torch.nonzero(bad).flatten() + offset).tolist()
+        raise NonFiniteError(
+            f"non-finite {what} at step {step} (t={t}) for samples {idx[:16]}. Lower the guidance scale, "
+            f"cap it (max_scale=...), or run the networks in float32."
+        )
+
+
+def sample(
+    model: Callable[..., torch.Tensor],
+    diffusion: GaussianDiffusion,
+    shape: tuple[int, ...],
+    *,
+    sampler: Any = "ddim",
+    guidance: ClassifierGuidance | None = None,
+    y: torch.Tensor | None = None,
+    num_classes: int | None = None,
+    seed: int = 0,
+    sample_offset: int = 0,
+    clip_denoised: bool = True,
+    callback: Callable[[StepInfo], None] | None = None,
+    progress: bool = True,
+    device: torch.device | str | None = None,
+    class_cond: bool | None = None,
+    check_finite: bool = True,
+    return_labels: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
+    """Draw samples of ``shape`` (B, C, H, W) from ``model`` under ``diffusion``.
+
+    ``model(x_t, t)`` (or ``model(x_t, t, y=y)`` when class-conditional) returns eps (‖ v with
+    learned sigma) at *original* timesteps t. Sample i is drawn from its own generator seeded by
+    (seed, sample_offset + i), so it is the same whatever the batch size or number of processes.
+    Labels not given are drawn per sample before x_T, as the reference scripts do.
+    """
+    if len(shape) < 2:
+        raise InvalidParameterError(f"shape must be (B, C, ...), got {shape}")
+    if isinstance(sampler, str):
+        from .registry import create
+
+        sampler = create("sampler", sampler)
+    if not hasattr(sampler, "step"):
+        raise InvalidParameterError(f"sampler must have a step(...) method, got {sampler!r}")
+    if device is None:
+        params = getattr(model, "parameters", None)
+        first = next(iter(params()), None) if callable(params) else None
+        device = first.device if first is not None else torch.device("cpu")
+    device = torch.device(device)
+    batch = shape[0]
+    class_cond = _is_class_conditional(model) if class_cond is None else class_cond
+    gens = [sample_generator(seed, sample_offset + i) for i in range(batch)]
+
+    needs_labels = class_cond or guidance is not None
+    if y is None and needs_labels:
+        k = num_classes or getattr(model, "num_classes", None)
+        if k is None:
+            raise LabelError("guidance needs labels: pass y=... (one per sample) or num_classes=K to draw them")
+        y = _draw_labels(gens, int(k))
+    if y is not None:
+        y = check_labels(y, batch, getattr(model, "num_classes", None) if class_cond else num_classes, "model").to(device)
+
+    x = _randn(gens, tuple(shape[1:])).to(device)
+    n = diffusion.num_steps
+    T = diffusion.config.steps
+    steps = progress_bar(range(n - 1, -1, -1), total=n, desc=f"sampling {batch}", disable=not progress)
+    for step, i in enumerate(steps):
+        t_idx = torch.full((batch,), i, dtype=torch.int64, device=device)
+        t = diffusion.original_timestep(t_idx)
+        with torch.no_grad():
+            out = model(x, t, y=y) if class_cond else model(x, t)
+        result = None
+        if guidance is not None:
+            result = guidance(x, t, y, t_index=i, num_steps=n, num_timesteps=T)
+            if check_finite:
+                _check_finite(result.grad, "classifier gradient", step, int(t[0]), sample_offset)
+        noise = _randn(gens, tuple(shape[1:])).to(device)
+        with torch.no_grad():
+            stepped = sampler.step(diffusion, out.float(), x, t_idx, guidance_grad=None if result is None else result.grad,
+                                   noise=noise, clip_denoised=clip_denoised)
+        if check_finite:
+            _check_finite(stepped.sample, "sample", step, int(t[0]), sample_offset)
+        if callback is not None:
+            callback(StepInfo(step, i, t, x, stepped.sample, stepped.pred_xstart, y, result))
+        x = stepped.sample
+    return (x, y) if return_labels else x

@@ -1,0 +1,30 @@
+"""Constant scale inside a timestep range (paper Table 3 "Constant (range 0-700)")."""
+
+from __future__ import annotations
+
+import attrs
+import torch
+
+from ..guidance import GuidanceState
+from .constant import non_negative
+
+
+@attrs.frozen
+class IntervalScaler:
+    """s = γ for original timesteps ``start <= t <= end``, else ``outside`` (0 turns guidance off, 1 keeps it)."""
+
+    gamma: float = attrs.field(default=1.0, converter=float, validator=non_negative)
+    start: int = attrs.field(default=0, validator=[attrs.validators.instance_of(int), attrs.validators.ge(0)])
+    end: int = attrs.field(default=700, validator=attrs.validators.instance_of(int))
+    outside: float = attrs.field(default=0.0, converter=float, validator=non_negative)
+    needs_grad = False
+
+    @end.validator
+    def _end_after_start(self, attribute: attrs.Attribute, value: int) -> None:
+        if value < self.start:
+            raise ValueError(f"end ({value}) must be >= start ({self.start})")
+
+    def __call__(self, state: GuidanceState) -> torch.Tensor:
+        t = state.t.to(state.logits.device)
+        inside = (t >= self.start) & (t <= self.end)
+        return torch.where(inside, torch.tensor(self.gamma), torch.tensor(self.outside)).to(torch.float32)

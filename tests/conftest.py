@@ -1,0 +1,49 @@
+"""Shared fixtures: the golden data from ../shared/golden (never skipped: missing data fails)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from guidekit import testing
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def golden_dir() -> Path:
+    try:
+        return testing.golden_dir()
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture(scope="session")
+def golden() -> Path:
+    return golden_dir()
+
+
+def _load(name: str) -> dict:
+    return torch.load(golden_dir() / name, weights_only=True)
+
+
+@pytest.fixture(scope="session")
+def schedules() -> dict:
+    return _load("schedules.pt")
+
+
+@pytest.fixture(scope="session")
+def sampler_step() -> dict:
+    return _load("sampler_step.pt")
+
+
+@pytest.fixture(scope="session")
+def eds_ect() -> dict:
+    return _load("eds_ect.pt")
+
+
+@pytest.fixture(scope="session")
+def respacing_table() -> dict:
+    return json.loads((golden_dir() / "respacing_table.json").read_text())
