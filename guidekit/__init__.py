@@ -33,12 +33,13 @@ from .registry import (
 )
 from .respacing import space_timesteps
 from .sampling import StepInfo, sample, sample_generator
+from .trace import GuidanceTrace
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError", "ClassifierGuidance", "Component", "DiffusionConfig", "DuplicateComponentError",
-    "GaussianDiffusion", "GuidanceResult", "GuidanceState", "GuidekitError", "InvalidParameterError",
+    "GaussianDiffusion", "GuidanceResult", "GuidanceTrace", "GuidanceState", "GuidekitError", "InvalidParameterError",
     "LabelError", "MeanVariance", "NonFiniteError", "PluginLoadError", "PluginLoadWarning", "Scaler",
     "StepInfo", "UnknownComponentError", "available", "create", "describe", "register_extractor",
     "register_loss", "register_network", "register_sampler", "register_scaler", "registered", "sample",

@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    toy = GaussianMixtureToy(num_classes=10, shape=(1, 8, 8), std=0.5, separation=0.25, seed=args.seed)
+    toy = GaussianMixtureToy(num_classes=10, shape=(1, 8, 8), std=0.5, separation=0.15, seed=args.seed)
     diffusion = GaussianDiffusion.create(steps=1000, schedule="linear", learn_sigma=False, respacing=args.respacing)
     y = torch.arange(args.samples) % toy.num_classes
     runs = {"unguided": None, f"constant γ={args.gamma:g}": ("constant", args.gamma)}

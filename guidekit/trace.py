@@ -78,6 +78,8 @@ def plot_traces(traces: dict[str, GuidanceTrace], path: str | os.PathLike | None
             ax.plot(tr.t, v.mean(1), label=name)
             ax.fill_between(tr.t, v.quantile(0.1, dim=1), v.quantile(0.9, dim=1), alpha=0.2)
         ax.set_title(title, fontsize=9)
+        if field == "scale":
+            ax.set_yscale("log")
         ax.set_xlabel("t")
         ax.invert_xaxis()
     axes[0].legend(fontsize=8)

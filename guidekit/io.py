@@ -1,0 +1,375 @@
+"""Sample and reference batches in the ADM evaluator layout, uint8 conversion, PNG grids.
+
+* Batches are ``.npz`` files: ``arr_0`` uint8 images (N, H, W, C), ``arr_1`` int64 labels (samples),
+  and for reference batches optionally precomputed ``mu``, ``sigma`` (pool features) and ``mu_s``,
+  ``sigma_s`` (spatial features).
+* Reading never unpickles (``allow_pickle=False``) and never loads all images at once: an
+  uncompressed member (``np.savez``) is memory-mapped, a compressed one is streamed in chunks.
+* Writing goes to a temporary file in the target folder and is moved into place with ``os.replace``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import struct
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import torch
+
+from guidekit.errors import GuidekitError, InvalidParameterError
+
+IMAGE_KEY = "arr_0"
+LABEL_KEY = "arr_1"
+STAT_KEYS = ("mu", "sigma", "mu_s", "sigma_s")
+EXPECTED_KEYS = "'arr_0' (uint8 images N×H×W×C) and/or precomputed 'mu', 'sigma' (and 'mu_s', 'sigma_s')"
+
+
+class BatchFileError(GuidekitError, ValueError):
+    """A batch file is missing, unreadable, or lacks the expected arrays."""
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path``; on success fsync it and ``os.replace`` it onto ``path``."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_npz(path: str | os.PathLike[str], **arrays: Any) -> Path:
+    """Write arrays to an uncompressed ``.npz`` atomically (memory-mappable when read back)."""
+    clean = {}
+    for key, value in arrays.items():
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().numpy()
+        arr = np.asarray(value)
+        if arr.dtype.hasobject:
+            raise InvalidParameterError(f"array {key!r} has dtype object; only numeric arrays can be written")
+        clean[key] = arr
+    with atomic_write(path) as fh:
+        np.savez(fh, **clean)
+    return Path(path)
+
+
+def to_uint8(x: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Model output in [-1, 1], NCHW (or CHW) → uint8 NHWC (or HWC).
+
+    ``((x + 1) * 127.5).clamp(0, 255).to(torch.uint8)``: truncates, as the ADM sampling scripts do
+    (FID parity with published numbers needs the same conversion).
+    """
+    t = torch.as_tensor(x)
+    if not t.is_floating_point():
+        raise InvalidParameterError(f"to_uint8 expects floating-point images in [-1, 1], got dtype {t.dtype}")
+    if t.ndim not in (3, 4):
+        raise InvalidParameterError(f"to_uint8 expects NCHW or CHW images, got shape {tuple(t.shape)}")
+    out = ((t + 1) * 127.5).clamp(0, 255).to(torch.uint8)
+    return out.permute(1, 2, 0).contiguous() if out.ndim == 3 else out.permute(0, 2, 3, 1).contiguous()
+
+
+def _images_uint8_nhwc(images: Any, what: str = "images") -> np.ndarray:
+    """uint8 NHWC stays as it is; floating point is model output (NCHW in [-1, 1]) → :func:`to_uint8`."""
+    if isinstance(images, torch.Tensor) and images.is_floating_point():
+        images = to_uint8(images)
+    elif isinstance(images, np.ndarray) and np.issubdtype(images.dtype, np.floating):
+        images = to_uint8(torch.from_numpy(images))
+    arr = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    if arr.dtype != np.uint8:
+        raise InvalidParameterError(
+            f"{what} must be uint8 N×H×W×C, or floating point N×C×H×W in [-1, 1]; got dtype {arr.dtype}"
+        )
+    if arr.ndim != 4 or arr.shape[-1] not in (1, 3, 4):
+        raise InvalidParameterError(f"{what} must be uint8 N×H×W×C with C in (1, 3, 4), got shape {arr.shape}")
+    return arr
+
+
+def write_sample_batch(
+    path: str | os.PathLike[str], images: Any, labels: Any | None = None
+) -> Path:
+    """Write samples as the ADM evaluator reads them: ``arr_0`` uint8 NHWC, ``arr_1`` int64 labels.
+
+    ``images``: uint8 NHWC, or floating-point NCHW model output in [-1, 1] (converted by :func:`to_uint8`).
+    """
+    arr = _images_uint8_nhwc(images)
+    arrays: dict[str, np.ndarray] = {IMAGE_KEY: arr}
+    if labels is not None:
+        lab = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+        if lab.ndim != 1 or lab.shape[0] != arr.shape[0] or not np.issubdtype(lab.dtype, np.integer):
+            raise InvalidParameterError(
+                f"labels must be {arr.shape[0]} integers (one per image), got dtype {lab.dtype}, shape {lab.shape}"
+            )
+        arrays[LABEL_KEY] = lab.astype(np.int64)
+    return write_npz(path, **arrays)
+
+
+def write_reference_batch(
+    path: str | os.PathLike[str],
+    images: Any | None = None,
+    *,
+    mu: Any | None = None,
+    sigma: Any | None = None,
+    mu_s: Any | None = None,
+    sigma_s: Any | None = None,
+) -> Path:
+    """Write a reference batch: ``arr_0`` images and/or precomputed statistics (float64)."""
+    arrays: dict[str, np.ndarray] = {}
+    if images is not None:
+        arrays[IMAGE_KEY] = _images_uint8_nhwc(images)
+    for key, value in (("mu", mu), ("sigma", sigma), ("mu_s", mu_s), ("sigma_s", sigma_s)):
+        if value is not None:
+            arrays[key] = np.asarray(value, dtype=np.float64)
+    if not arrays:
+        raise InvalidParameterError(f"a reference batch needs {EXPECTED_KEYS}; nothing was given")
+    _check_stats(str(path), arrays)
+    return write_npz(path, **arrays)
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+# --------------------------------------------------------------------------------------------
+def _check_stats(where: str, arrays: dict[str, np.ndarray]) -> None:
+    for m_key, s_key in (("mu", "sigma"), ("mu_s", "sigma_s")):
+        m, s = arrays.get(m_key), arrays.get(s_key)
+        if (m is None) != (s is None):
+            raise BatchFileError(f"{where}: has {m_key if m is not None else s_key!r} but not its partner; "
+                                 f"'{m_key}' and '{s_key}' go together")
+        if m is not None and (m.ndim != 1 or s.shape != (m.shape[0], m.shape[0])):
+            raise BatchFileError(
+                f"{where}: '{m_key}' must have shape (D,) and '{s_key}' (D, D); got {m.shape} and {s.shape}"
+            )
+
+
+class NpzBatch:
+    """A lazily read ADM-layout batch. Images are read in chunks with :meth:`iter_images`."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise BatchFileError(f"batch file {str(self.path)!r} does not exist; expected an .npz with {EXPECTED_KEYS}")
+        try:
+            with zipfile.ZipFile(self.path) as zf:
+                members = {info.filename: info for info in zf.infolist()}
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise BatchFileError(
+                f"{str(self.path)!r} is not a valid .npz file ({exc}); expected an .npz with {EXPECTED_KEYS}"
+            ) from exc
+        self.keys = sorted(name[:-4] for name in members if name.endswith(".npy"))
+        self._members = members
+        self.image_shape: tuple[int, ...] | None = None
+        self.image_dtype: np.dtype | None = None
+        if IMAGE_KEY in self.keys:
+            shape, fortran, dtype = self._header(IMAGE_KEY)
+            if dtype != np.uint8 or len(shape) != 4 or shape[-1] not in (1, 3, 4):
+                raise BatchFileError(
+                    f"{str(self.path)!r}: 'arr_0' must be uint8 images N×H×W×C with C in (1, 3, 4), "
+                    f"got dtype {dtype} and shape {shape}"
+                )
+            self.image_shape, self.image_dtype = tuple(shape), dtype
+        stats = {k: self._load_small(k) for k in STAT_KEYS if k in self.keys}
+        _check_stats(repr(str(self.path)), stats)
+        self.mu, self.sigma = stats.get("mu"), stats.get("sigma")
+        self.mu_s, self.sigma_s = stats.get("mu_s"), stats.get("sigma_s")
+        if self.image_shape is None and self.mu is None:
+            raise BatchFileError(
+                f"{str(self.path)!r} has arrays {self.keys} but needs {EXPECTED_KEYS}"
+            )
+
+    # -- metadata -----------------------------------------------------------------------------
+    @property
+    def has_images(self) -> bool:
+        return self.image_shape is not None
+
+    @property
+    def num_images(self) -> int:
+        return 0 if self.image_shape is None else int(self.image_shape[0])
+
+    def _open_member(self, key: str) -> tuple[zipfile.ZipFile, IO[bytes]]:
+        zf = zipfile.ZipFile(self.path)
+        return zf, zf.open(key + ".npy")
+
+    def _read_header(self, fh: IO[bytes], key: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+        try:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        except ValueError as exc:
+            raise BatchFileError(f"{str(self.path)!r}: array {key!r} is not a valid .npy member ({exc})") from exc
+        if dtype.hasobject:
+            raise BatchFileError(f"{str(self.path)!r}: array {key!r} holds Python objects; refusing to unpickle it")
+        return tuple(shape), bool(fortran), dtype
+
+    def _header(self, key: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+        zf, fh = self._open_member(key)
+        with zf, fh:
+            return self._read_header(fh, key)
+
+    def _load_small(self, key: str) -> np.ndarray:
+        try:
+            with np.load(self.path, allow_pickle=False) as data:
+                return np.asarray(data[key])
+        except ValueError as exc:
+            raise BatchFileError(f"{str(self.path)!r}: cannot read array {key!r} ({exc})") from exc
+
+    def labels(self) -> np.ndarray | None:
+        """``arr_1`` (int64 labels) if present."""
+        return self._load_small(LABEL_KEY).astype(np.int64) if LABEL_KEY in self.keys else None
+
+    # -- images -------------------------------------------------------------------------------
+    def _memmap(self, key: str) -> np.ndarray | None:
+        """Memory-map an uncompressed member in place; None if it is compressed."""
+        info = self._members[key + ".npy"]
+        if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+            return None
+        with open(self.path, "rb") as raw:
+            raw.seek(info.header_offset)
+            local = raw.read(30)
+            if local[:4] != b"PK\x03\x04":
+                return None
+            name_len, extra_len = struct.unpack("<HH", local[26:30])
+            raw.seek(info.header_offset + 30 + name_len + extra_len)
+            shape, fortran, dtype = self._read_header(raw, key)
+            offset = raw.tell()
+        return np.memmap(self.path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+
+    def images(self) -> np.ndarray:
+        """All images as a read-only array (memory-mapped when the member is uncompressed)."""
+        self._require_images()
+        mm = self._memmap(IMAGE_KEY)
+        if mm is not None:
+            return mm
+        with np.load(self.path, allow_pickle=False) as data:
+            return np.asarray(data[IMAGE_KEY])
+
+    def _require_images(self) -> None:
+        if not self.has_images:
+            raise BatchFileError(f"{str(self.path)!r} has no 'arr_0' images (arrays: {self.keys})")
+
+    def iter_images(self, batch_size: int = 64) -> Iterator[np.ndarray]:
+        """Yield consecutive uint8 NHWC chunks of at most ``batch_size`` images."""
+        if batch_size < 1:
+            raise InvalidParameterError(f"batch_size must be >= 1, got {batch_size}")
+        self._require_images()
+        n = self.num_images
+        if n == 0:
+            return
+        mm = self._memmap(IMAGE_KEY)
+        if mm is not None:
+            for i in range(0, n, batch_size):
+                yield np.array(mm[i : i + batch_size])
+            return
+        zf, fh = self._open_member(IMAGE_KEY)
+        with zf, fh:
+            shape, fortran, dtype = self._read_header(fh, IMAGE_KEY)
+            if fortran:  # rare: np.save of a Fortran-ordered array; read it whole
+                whole = self.images()
+                for i in range(0, n, batch_size):
+                    yield np.ascontiguousarray(whole[i : i + batch_size])
+                return
+            row = int(np.prod(shape[1:])) * dtype.itemsize
+            for i in range(0, n, batch_size):
+                count = min(batch_size, n - i)
+                buf = _read_exactly(fh.read, count * row, self.path)
+                yield np.frombuffer(buf, dtype=dtype).reshape((count, *shape[1:])).copy()
+
+    def __repr__(self) -> str:
+        return f"NpzBatch({str(self.path)!r}, keys={self.keys}, images={self.image_shape})"
+
+
+def _read_exactly(read: Callable[[int], bytes], size: int, path: Path) -> bytes:
+    chunks, got = [], 0
+    while got < size:
+        chunk = read(size - got)
+        if not chunk:
+            raise BatchFileError(f"{str(path)!r}: 'arr_0' ended early; the file is truncated")
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def load_batch(path: str | os.PathLike[str]) -> NpzBatch:
+    """Open a sample or reference batch (``.npz``); nothing large is read until images are iterated."""
+    return NpzBatch(path)
+
+
+load_reference_batch = load_batch
+load_sample_batch = load_batch
+
+
+# --------------------------------------------------------------------------------------------
+# PNG grids (no Pillow)
+# --------------------------------------------------------------------------------------------
+_PNG_COLOR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> grey, grey+alpha, RGB, RGBA
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """Encode a uint8 H×W×C (C in 1..4) or H×W image as PNG bytes (8-bit, no filtering)."""
+    img = np.asarray(image)
+    if img.ndim == 2:
+        img = img[:, :, None]
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] not in _PNG_COLOR_TYPE:
+        raise InvalidParameterError(f"encode_png needs uint8 H×W×C with C in 1..4, got {img.dtype} {img.shape}")
+    h, w, c = img.shape
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    rows = np.concatenate([np.zeros((h, 1), np.uint8), img.reshape(h, w * c)], axis=1)  # filter type 0
+    header = struct.pack(">IIBBBBB", w, h, 8, _PNG_COLOR_TYPE[c], 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
+        + chunk(b"IEND", b"")
+    )
+
+
+def make_grid(x: Any, nrow: int | None = None, padding: int = 2, pad_value: int = 0) -> np.ndarray:
+    """Tile images into one uint8 H×W×C array, ``nrow`` images per row (default ≈ √N)."""
+    if isinstance(x, (torch.Tensor, np.ndarray)) and len(x.shape) == 3:
+        x = x[None]  # one image
+    imgs = _images_uint8_nhwc(x, "grid images")
+    n, h, w, c = imgs.shape
+    if n == 0:
+        raise InvalidParameterError("save_grid needs at least one image")
+    nrow = nrow or max(1, math.ceil(math.sqrt(n)))
+    if nrow < 1 or padding < 0:
+        raise InvalidParameterError(f"nrow must be >= 1 and padding >= 0, got nrow={nrow}, padding={padding}")
+    cols, rows = min(nrow, n), math.ceil(n / nrow)
+    grid = np.full((rows * (h + padding) + padding, cols * (w + padding) + padding, c), pad_value, np.uint8)
+    for i in range(n):
+        r, q = divmod(i, nrow)
+        y0, x0 = padding + r * (h + padding), padding + q * (w + padding)
+        grid[y0 : y0 + h, x0 : x0 + w] = imgs[i]
+    return grid
+
+
+def save_grid(
+    path: str | os.PathLike[str], x: Any, nrow: int | None = None, padding: int = 2, pad_value: int = 0
+) -> Path:
+    """Write images as one PNG grid, atomically. ``x``: uint8 NHWC, or model output NCHW in [-1, 1]."""
+    data = encode_png(make_grid(x, nrow=nrow, padding=padding, pad_value=pad_value))
+    with atomic_write(path) as fh:
+        fh.write(data)
+    return Path(path)
