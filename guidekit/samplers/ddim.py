@@ -8,7 +8,7 @@ import attrs
 import torch
 
 from ..diffusion import GaussianDiffusion
-from .base import StepOutput, nonzero_mask
+from .base import StepOutput, nonzero_mask, per_sample
 
 
 @attrs.frozen
@@ -16,6 +16,8 @@ class DDIMSampler:
     """ε' = ε − √(1−ᾱ_t)·g, x̂0' from ε' (not re-clipped), then the DDIM update with ``eta``."""
 
     eta: float = attrs.field(default=0.0, converter=float, validator=attrs.validators.ge(0.0))
+    #: ``guidance_grad`` is s·∇ (ADM's cond_fn output). Passing the unscaled ∇ with ``guidance_scale=s``
+    #: instead multiplies in ED-DPM's order, which matches its float32 results bit for bit.
     name = "ddim"
 
     def step(
@@ -26,6 +28,7 @@ class DDIMSampler:
         t_index: int | torch.Tensor,
         *,
         guidance_grad: torch.Tensor | None = None,
+        guidance_scale: torch.Tensor | None = None,
         noise: torch.Tensor | None = None,
         clip_denoised: bool = True,
         denoised_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
@@ -36,7 +39,10 @@ class DDIMSampler:
         alpha_bar = diffusion.extract(diffusion.alphas_cumprod, t, x_t.shape)
         if guidance_grad is not None:
             eps = diffusion.predict_eps_from_xstart(x_t, t, pred_xstart)
-            eps = eps - (1 - alpha_bar).sqrt() * guidance_grad
+            shift = (1 - alpha_bar).sqrt() * guidance_grad
+            if guidance_scale is not None:
+                shift = shift * per_sample(guidance_scale, x_t)
+            eps = eps - shift
             pred_xstart = diffusion.predict_xstart_from_eps(x_t, t, eps)
         eps = diffusion.predict_eps_from_xstart(x_t, t, pred_xstart)
         alpha_bar_prev = diffusion.extract(diffusion.alphas_cumprod_prev, t, x_t.shape)

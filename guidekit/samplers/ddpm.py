@@ -8,13 +8,15 @@ import attrs
 import torch
 
 from ..diffusion import GaussianDiffusion
-from .base import StepOutput, nonzero_mask
+from .base import StepOutput, nonzero_mask, per_sample
 
 
 @attrs.frozen
 class DDPMSampler:
     """x_{t-1} = μ + σ²·g + σ·z, with g = s·∇ log p(y|x_t) and σ² the (learned-range) variance."""
 
+    #: ``guidance_grad`` is s·∇ (ADM's cond_fn output). Passing the unscaled ∇ with ``guidance_scale=s``
+    #: instead multiplies in ED-DPM's order, which matches its float32 results bit for bit.
     name = "ddpm"
 
     def step(
@@ -25,6 +27,7 @@ class DDPMSampler:
         t_index: int | torch.Tensor,
         *,
         guidance_grad: torch.Tensor | None = None,
+        guidance_scale: torch.Tensor | None = None,
         noise: torch.Tensor | None = None,
         clip_denoised: bool = True,
         denoised_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
@@ -33,7 +36,8 @@ class DDPMSampler:
         out = diffusion.p_mean_variance(model_output, x_t, t, clip_denoised=clip_denoised, denoised_fn=denoised_fn)
         mean = out.mean
         if guidance_grad is not None:
-            mean = mean.float() + out.variance * guidance_grad.float()
+            variance = out.variance if guidance_scale is None else out.variance * per_sample(guidance_scale, x_t)
+            mean = mean.float() + variance * guidance_grad.float()
         if noise is None:
             noise = torch.randn_like(x_t)
         sample = mean + nonzero_mask(t, x_t.ndim) * torch.exp(0.5 * out.log_variance) * noise

@@ -38,14 +38,22 @@ class EntropyScaler:
         return math.log(ED_DPM_NUM_CLASSES if self.normalizer == "ed-dpm" else num_classes)
 
     def factor(self, logits: torch.Tensor) -> torch.Tensor:
-        """H(U)/H(p) per sample in float64 (≥ 1 with the log-K normaliser)."""
+        """H(U)/H(p) per sample (≥ 1 with the log-K normaliser).
+
+        The paper mode computes in float64 from log-softmax. The ``ed-dpm`` mode repeats the
+        reference arithmetic in the logits' dtype, 1 / (H / log 1000) with H = −Σ p·log p, so it
+        matches the reference bit for bit wherever the reference is finite.
+        """
+        if self.normalizer == "ed-dpm":
+            p = torch.softmax(logits, dim=-1)
+            entropy = -torch.xlogy(p, p).sum(-1)
+            return 1 / (entropy.clamp_min(self.min_entropy) / self.uniform_entropy(logits.shape[-1]))
         lp = torch.log_softmax(logits.double(), dim=-1)
         entropy = -(lp.exp() * lp).sum(-1)
-        factor = self.uniform_entropy(logits.shape[-1]) / entropy.clamp_min(self.min_entropy)
-        return factor.clamp_min(1.0) if self.normalizer == "log-k" else factor
+        return (self.uniform_entropy(logits.shape[-1]) / entropy.clamp_min(self.min_entropy)).clamp_min(1.0)
 
     def __call__(self, state: GuidanceState) -> torch.Tensor:
-        s = self.gamma * self.factor(state.logits)
+        s = self.gamma * self.factor(state.logits).double()
         if self.max_scale is not None:
             s = s.clamp_max(self.max_scale)
         return s.to(torch.float32) if state.logits.dtype != torch.float64 else s

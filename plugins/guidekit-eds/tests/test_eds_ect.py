@@ -49,7 +49,7 @@ def test_eds_factor_matches_reference_code_and_paper(g, K):
     assert code[1] > 1e12
     # uniform row: the paper's factor is exactly 1, the code's is log(1000)/log(K)
     assert paper[0].item() == pytest.approx(1.0, rel=1e-12)
-    assert code[0].item() == pytest.approx(math.log(1000) / math.log(K), rel=1e-9)
+    assert code[0].item() == pytest.approx(math.log(1000) / math.log(K), rel=1e-6)
 
 
 @pytest.mark.parametrize("K", [10, 1000])
