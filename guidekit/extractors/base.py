@@ -44,7 +44,8 @@ class FeatureExtractor(Protocol):
 def images_to_float(images: Any, channels: int, device: torch.device | str | None = None) -> torch.Tensor:
     """Convert a batch (see the module docstring) to float32 N×C×H×W in [0, 255] with ``channels`` channels."""
     if isinstance(images, np.ndarray):
-        images = torch.from_numpy(np.ascontiguousarray(images))
+        arr = np.ascontiguousarray(images)
+        images = torch.from_numpy(arr if arr.flags.writeable else arr.copy())  # e.g. a read-only memmap
     if not isinstance(images, torch.Tensor):
         raise InvalidParameterError(f"images must be a torch tensor or numpy array, got {type(images).__name__}")
     if images.ndim != 4:

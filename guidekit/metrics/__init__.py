@@ -110,8 +110,10 @@ def _fd(name: str, mu: np.ndarray, sigma: np.ndarray, stats: FeatureStats, extra
 def evaluate(
     ref: Any,
     samples: Any,
-    extractor: Any,
+    extractor: Any = "inception-v3",
     *,
+    extractor_path: str | None = None,
+    device: str = "cpu",
     batch_size: int = 64,
     splits: int = 10,
     k: int = 3,
@@ -121,12 +123,21 @@ def evaluate(
     """FID, sFID, Inception Score, precision and recall of ``samples`` against ``ref``.
 
     ``ref`` and ``samples`` are ``.npz`` paths (ADM layout) or :class:`guidekit.io.NpzBatch` objects;
-    ``extractor`` is an object with ``extract(images) -> {"pool", "spatial", "logits"}``. Precision and recall
+    ``extractor`` is an object with ``extract(images) -> {"pool", "spatial", "logits"}``, or the name of an
+    ``"extractor"`` component, built with ``path=extractor_path`` and ``device`` (the device precision and
+    recall are computed on, too). Precision and recall
     are ``None`` (with a warning) when the reference has no ``arr_0`` images. ``splits`` is capped at the
     number of samples (the reference uses 5,000-sample splits: ``splits=10`` for 50,000 samples).
     """
     from guidekit.io import NpzBatch, load_batch
 
+    if isinstance(extractor, str):
+        from guidekit.registry import create
+
+        params: dict[str, Any] = {"device": device}
+        if extractor_path is not None:
+            params["path"] = str(extractor_path)
+        extractor = create("extractor", extractor, **params)
     if not hasattr(extractor, "extract"):
         raise InvalidParameterError(f"extractor must have an extract(images) method, got {type(extractor).__name__}")
     ref_batch = ref if isinstance(ref, NpzBatch) else load_batch(ref)
@@ -163,7 +174,7 @@ def evaluate(
     }
     if ref_feats is not None:
         result["precision"], result["recall"] = precision_recall(
-            ref_feats.pool, sample_feats.pool, k=k, block_size=pr_block_size
+            ref_feats.pool, sample_feats.pool, k=k, block_size=pr_block_size, device=device
         )
     else:
         warnings.warn(

@@ -85,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
                 raise GuidekitError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
         extractor = _extractor(args)
         results: dict[str, Any] = evaluate(
-            args.ref, args.samples, extractor, batch_size=args.batch_size, splits=args.splits, k=args.k,
-            show_progress=args.progress,
+            args.ref, args.samples, extractor, device=args.device, batch_size=args.batch_size, splits=args.splits,
+            k=args.k, show_progress=args.progress,
         )
     except (GuidekitError, FileNotFoundError) as exc:
         print(f"guidekit evaluate: error: {exc}", file=sys.stderr)

@@ -47,7 +47,9 @@ class FeatureStats:
         if self.dim is None:
             self.dim = mean_b.shape[0]
         elif mean_b.shape[0] != self.dim:
-            raise InvalidParameterError(f"feature dimension {mean_b.shape[0]} does not match the accumulator's {self.dim}")
+            raise InvalidParameterError(
+                f"feature dimension {mean_b.shape[0]} does not match the accumulator's {self.dim}"
+            )
         if n_b == 0:
             return
         if self._n == 0:
@@ -64,7 +66,9 @@ class FeatureStats:
         x = _as_batch(batch)
         if x.shape[0] == 0:
             if self.dim is not None and x.shape[1] != self.dim:
-                raise InvalidParameterError(f"feature dimension {x.shape[1]} does not match the accumulator's {self.dim}")
+                raise InvalidParameterError(
+                    f"feature dimension {x.shape[1]} does not match the accumulator's {self.dim}"
+                )
             return self
         mean_b = x.mean(axis=0)
         centred = x - mean_b
