@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from ..hookspecs import hookimpl
 from ..registry import Component
-from .base import StepOutput
+from .base import GuidedSampler, StepOutput
 from .ddim import DDIMSampler
 from .ddpm import DDPMSampler
 
-__all__ = ["DDIMSampler", "DDPMSampler", "StepOutput"]
+__all__ = ["DDIMSampler", "DDPMSampler", "GuidedSampler", "StepOutput"]
 
 
 @hookimpl

@@ -1,9 +1,13 @@
-"""What every sampler step returns."""
+"""What every sampler step shares: the p_mean_variance call, and what a step returns."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 import attrs
 import torch
+
+from ..diffusion import GaussianDiffusion, MeanVariance
 
 
 @attrs.frozen(eq=False)
@@ -22,3 +26,36 @@ def nonzero_mask(t: torch.Tensor, ndim: int) -> torch.Tensor:
 def per_sample(scale: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """A (B,) scale shaped to broadcast against ``like`` (B, ...), as float32."""
     return torch.as_tensor(scale, device=like.device).float().view(-1, *([1] * (like.ndim - 1)))
+
+
+class GuidedSampler:
+    """Base of samplers: ``step`` runs p_mean_variance, subclasses implement ``update``.
+
+    ``guidance_grad`` is s·∇ log p(y|x_t) (ADM's cond_fn output). Passing the unscaled ∇ with
+    ``guidance_scale=s`` instead multiplies in ED-DPM's order, matching its float32 results.
+    """
+
+    def step(
+        self,
+        diffusion: GaussianDiffusion,
+        model_output: torch.Tensor,
+        x_t: torch.Tensor,
+        t_index: int | torch.Tensor,
+        *,
+        guidance_grad: torch.Tensor | None = None,
+        guidance_scale: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
+        clip_denoised: bool = True,
+        denoised_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> StepOutput:
+        """One reverse step x_t -> x_{t-1} at respaced index ``t_index``."""
+        t = diffusion.index_tensor(t_index, x_t.shape[0], x_t.device)
+        out = diffusion.p_mean_variance(model_output, x_t, t, clip_denoised=clip_denoised, denoised_fn=denoised_fn)
+        if noise is None:
+            noise = torch.randn_like(x_t)
+        return self.update(diffusion, out, x_t, t, guidance_grad, guidance_scale, noise)
+
+    def update(self, diffusion: GaussianDiffusion, out: MeanVariance, x_t: torch.Tensor, t: torch.Tensor,
+               guidance_grad: torch.Tensor | None, guidance_scale: torch.Tensor | None,
+               noise: torch.Tensor) -> StepOutput:
+        raise NotImplementedError
