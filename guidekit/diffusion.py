@@ -6,7 +6,7 @@ to float32 before use, as the reference does, so one-step results match it to ab
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import attrs
 import numpy as np
@@ -61,7 +61,7 @@ class GaussianDiffusion:
         self.timestep_map = torch.tensor(tmap, dtype=torch.int64)
 
     @classmethod
-    def create(cls, **kwargs) -> "GaussianDiffusion":
+    def create(cls, **kwargs) -> GaussianDiffusion:
         """``GaussianDiffusion.create(steps=1000, schedule="linear", learn_sigma=True, respacing="ddim25")``."""
         try:
             return cls(DiffusionConfig(**kwargs))

@@ -6,7 +6,8 @@ entropy-driven scaling costs no extra network call.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import attrs
 import torch

@@ -12,7 +12,6 @@ import site
 import subprocess
 import sys
 import textwrap
-import warnings
 from pathlib import Path
 
 import pytest
@@ -20,8 +19,8 @@ import torch
 
 import guidekit as gk
 from guidekit.hookspecs import hookimpl
-from guidekit.registry import Registry
 from guidekit.plugins import PluginManager
+from guidekit.registry import Registry
 
 FIXTURES = Path(__file__).parent / "fixtures" / "plugins"
 

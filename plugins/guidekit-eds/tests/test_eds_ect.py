@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from guidekit_eds import EntropyConstraintLoss, EntropyScaler
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,7 +14,6 @@ import guidekit as gk
 from guidekit.testing import load_golden
 from guidekit.testing.contracts import LossContract, ScalerContract
 from guidekit.testing.strategies import logits as logits_strategy
-from guidekit_eds import EntropyConstraintLoss, EntropyScaler
 
 
 @pytest.fixture(scope="module")
