@@ -1,0 +1,120 @@
+"""Load released (or own) ADM checkpoints strictly, with diagnostics that name the right config."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import CheckpointDtypeWarning, CheckpointMismatchError
+from .factory import build, resolve_config
+from .flags import ModelConfig
+from .fp16 import convert_to_fp16
+from .matching import describe_matches, state_shapes
+from .releases import Release
+
+#: how many keys of each kind an error message lists before "... and N more"
+MAX_LISTED = 10
+
+
+def _listing(title: str, items: list[str]) -> str:
+    shown = items[:MAX_LISTED]
+    more = f"\n    ... and {len(items) - len(shown)} more" if len(items) > len(shown) else ""
+    return f"  {title} ({len(items)}):\n" + "\n".join(f"    {item}" for item in shown) + more
+
+
+def read_state_dict(path: str | Path, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """Read a ``.pt``/``.pth`` (``torch.load``, ``weights_only=True``) or ``.safetensors`` file."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+        except ImportError:
+            raise ImportError(
+                f"reading {path.name} needs the safetensors package: pip install guidekit-adm[safetensors]"
+            ) from None
+        state = load_file(str(path), device=str(device))
+    else:
+        state = torch.load(path, map_location=device, weights_only=True)
+    if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
+        state = state["state_dict"]
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointMismatchError(f"{path} does not hold a flat state dict of tensors")
+    return dict(state)
+
+
+def ensure_float32(state: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
+    """Warn about floating tensors that are not float32 and cast them to float32."""
+    odd = sorted({str(v.dtype) for v in state.values() if v.is_floating_point() and v.dtype != torch.float32})
+    if not odd:
+        return state
+    warnings.warn(
+        f"{source} holds {', '.join(odd)} tensors; the released checkpoints are float32. "
+        "Casting to float32 (use use_fp16=True for the reference mixed precision).",
+        CheckpointDtypeWarning,
+        stacklevel=3,
+    )
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def check_compatible(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Raise :class:`CheckpointMismatchError` naming missing/unexpected/mis-shaped keys."""
+    expected, found = state_shapes(model.state_dict()), state_shapes(state)
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    mismatched = [
+        f"{k}: file {list(found[k])} vs model {list(expected[k])}"
+        for k in expected
+        if k in found and found[k] != expected[k]
+    ]
+    if not (missing or unexpected or mismatched):
+        return
+    parts = [f"{source} does not fit {type(model).__name__}:"]
+    for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched)):
+        if items:
+            parts.append(_listing(title, items))
+    parts.append(f"  hint: {describe_matches(found)}; pass that name to load_checkpoint.")
+    raise CheckpointMismatchError("\n".join(parts))
+
+
+def load_checkpoint(
+    name_or_config_or_model: str | ModelConfig | nn.Module,
+    path: str | Path,
+    *,
+    device: torch.device | str = "cpu",
+    use_fp16: bool | None = None,
+) -> nn.Module:
+    """Build the network and load ``path`` into it with ``strict=True``; return it in eval mode.
+
+    The first argument is a release name, a reference flag string, a :class:`ModelConfig` or an
+    already built module. ``use_fp16=None`` follows the release's README setting on CUDA and
+    stays float32 elsewhere. The built module gets an ``adm_config`` attribute.
+    """
+    path = Path(path)
+    device = torch.device(device)
+    config = None if isinstance(name_or_config_or_model, nn.Module) else resolve_config(name_or_config_or_model)
+    if not path.is_file():
+        hint = f"download it from {config.url}" if isinstance(config, Release) else "check the path"
+        raise FileNotFoundError(f"checkpoint file not found: {path} ({hint})")
+
+    state = ensure_float32(read_state_dict(path, device), str(path))
+    if config is None:
+        model = name_or_config_or_model
+        check_compatible(model, state, str(path))
+        model.load_state_dict(state, strict=True)
+        model.to(device)
+    else:
+        model = build(config.kind, {**config.kwargs, "use_fp16": False}, device="meta")
+        check_compatible(model, state, str(path))
+        model.load_state_dict(state, strict=True, assign=True)
+        model.to(device)
+        model.adm_config = config
+    if use_fp16 is None:
+        use_fp16 = config is not None and config.fp16 and device.type == "cuda"
+    if use_fp16:
+        convert_to_fp16(model)
+    return model.eval()
+

@@ -1,0 +1,130 @@
+"""The networks inside guidekit: entry-point registration, the core sampler, ``guidekit sample``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import guidekit as gk
+import guidekit_adm as adm
+from guidekit.cli import build_parser, main
+
+UNET_FLAGS = (
+    "--image_size 64 --num_channels 32 --num_res_blocks 1 --channel_mult 1,1,1 --attention_resolutions 8 "
+    "--num_head_channels 32 --learn_sigma True --class_cond True --resblock_updown True"
+)
+CLASSIFIER_FLAGS = "--image_size 64 --classifier_width 32 --classifier_depth 1 --classifier_attention_resolutions 8"
+
+
+def test_networks_are_registered_through_the_entry_point():
+    names = gk.available("network")
+    for name in adm.release_names() + ["adm-unet", "adm-superres", "adm-classifier"]:
+        assert name in names
+    providers = {c.name: c.provider for c in gk.describe("network")}
+    assert providers["256x256_diffusion_uncond"] == "guidekit-adm"
+
+
+def test_create_through_the_registry():
+    model = gk.create("network", "256x256_classifier", device="meta")
+    assert isinstance(model, adm.EncoderUNetModel) and model.out_channels == 1000
+    model = gk.create("network", "64x64_diffusion", device="meta", dropout=0.0)
+    assert model.dropout == 0.0 and model.num_classes == 1000
+    raw = gk.create("network", "adm-unet", image_size=8, in_channels=3, model_channels=32, out_channels=6,
+                    num_res_blocks=1, attention_resolutions=(2,), channel_mult=(1, 1), num_head_channels=8)
+    assert isinstance(raw, adm.UNetModel)
+    with pytest.raises(gk.InvalidParameterError):
+        gk.create("network", "adm-classifier", image_size=8, bogus=1)
+
+
+def test_sample_command_is_registered():
+    parser = build_parser()
+    args = parser.parse_args(["sample", "--model", "64x64_diffusion", "--model-path", "m.pt", "--out", "o"])
+    from guidekit_adm.cli import run_sample
+
+    assert args.func is run_sample
+
+
+@pytest.mark.parametrize("prefix", ["250/ddpm", "ddim25/ddim"])
+def test_guided_step_with_core_sampler(prefix, guided_step_tiny, unet_model, classifier_model):
+    """golden/guided_step_tiny.pt: our networks driven by guidekit's diffusion, guidance and sampler."""
+    g = guided_step_tiny
+    respacing, sampler_name = prefix.split("/")
+    diff = gk.GaussianDiffusion.create(steps=1000, schedule="linear", learn_sigma=True, respacing=respacing)
+    t_index = g[f"{prefix}/t_index"]
+    t = diff.original_timestep(t_index)
+    assert t.tolist() == g[f"{prefix}/t_seen_by_model"].tolist() == g[f"{prefix}/t_seen_by_classifier"].tolist()
+    with torch.no_grad():
+        out = unet_model(g["x_t"], t, y=g["y"])
+    torch.testing.assert_close(out, g[f"{prefix}/model_output"], atol=1e-5, rtol=1e-4)
+    gamma = g[f"{prefix}/classifier_scale"]
+    guidance = gk.ClassifierGuidance(classifier_model, "constant", gamma=gamma)
+    result = guidance(g["x_t"], t, g["y"], t_index=t_index, num_steps=diff.num_steps)
+    torch.testing.assert_close(result.state.logits, g[f"{prefix}/classifier_logits"], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(result.state.grad, g[f"{prefix}/classifier_grad_unscaled"], atol=1e-7, rtol=1e-4)
+    sampler = gk.create("sampler", sampler_name)
+    stepped = sampler.step(diff, out, g["x_t"], t_index, guidance_grad=result.grad, noise=g["noise"],
+                           clip_denoised=True)
+    torch.testing.assert_close(stepped.sample, g[f"{prefix}/gd_sample_guided"], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(stepped.pred_xstart, g[f"{prefix}/gd_pred_xstart"], atol=1e-5, rtol=1e-4)
+
+
+def test_core_sample_loop_with_upsampler_adapter():
+    torch.manual_seed(0)
+    model = adm.SuperResModel(16, 3, 32, 6, 1, (2,), channel_mult=(1, 1), num_head_channels=8).eval()
+    diff = gk.GaussianDiffusion.create(steps=1000, schedule="linear", learn_sigma=True, respacing="ddim2")
+    x0 = gk.sample(adm.with_low_res(model, torch.zeros(2, 3, 8, 8)), diff, (2, 3, 16, 16), progress=False)
+    assert x0.shape == (2, 3, 16, 16) and torch.isfinite(x0).all()
+
+
+def _save(model: torch.nn.Module, path) -> None:
+    for p in model.parameters():
+        p.data.normal_(0, 0.02)
+    torch.save(model.state_dict(), path)
+
+
+def test_guidekit_sample_cli_end_to_end(tmp_path, capsys):
+    torch.manual_seed(0)
+    _save(adm.create_model(UNET_FLAGS), tmp_path / "unet.pt")
+    _save(adm.create_model(CLASSIFIER_FLAGS), tmp_path / "classifier.pt")
+    common = [
+        "sample", f"--model={UNET_FLAGS}", "--model-path", str(tmp_path / "unet.pt"),
+        f"--classifier={CLASSIFIER_FLAGS}", "--classifier-path", str(tmp_path / "classifier.pt"),
+        "--scaler", "interval", "--gamma", "2", "--scaler-param", "start=0", "--scaler-param=end=700", "--respacing", "ddim2", "--sampler", "ddim",
+        "--num-samples", "2", "--seed", "7", "--device", "cpu", "--no-progress",
+    ]
+    assert main([*common, "--batch-size", "1", "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--batch-size", "2", "--out", str(tmp_path / "b")]) == 0
+    a = np.load(tmp_path / "a" / "samples_2x64x64x3.npz")
+    b = np.load(tmp_path / "b" / "samples_2x64x64x3.npz")
+    assert a["arr_0"].dtype == np.uint8 and a["arr_0"].shape == (2, 64, 64, 3)
+    assert a["arr_1"].dtype == np.int64 and a["arr_1"].shape == (2,) and (a["arr_1"] < 1000).all()
+    # per-sample seeds: the same samples whatever the batch size
+    assert (a["arr_1"] == b["arr_1"]).all()
+    assert np.abs(a["arr_0"].astype(int) - b["arr_0"].astype(int)).max() <= 1
+    assert (tmp_path / "a" / "grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    meta = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert meta["sampler"] == "ddim" and meta["gamma"] == 2.0 and meta["respacing"] == "ddim2"
+    assert meta["scaler"] == "interval" and meta["scaler_params"] == {"start": 0, "end": 700}
+
+
+def test_guidekit_sample_cli_rejects_bad_input(tmp_path, capsys):
+    path = tmp_path / "unet.pt"
+    torch.save(adm.create_model(UNET_FLAGS).state_dict(), path)
+    base = ["sample", f"--model={UNET_FLAGS}", "--model-path", str(path), "--out", str(tmp_path / "o"), "--device", "cpu"]
+    assert main([*base, "--classifier", "64x64_classifier"]) == 1  # no --classifier-path
+    assert main([*base, "--classifier", "64x64_classifier", "--classifier-path", str(path),
+                 "--scaler-param", "nonsense"]) == 1
+    assert main(["sample", "--model", "64_256_upsampler", "--model-path", str(path), "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "--classifier-path" in err and "KEY=VALUE" in err and "upsampler" in err
+
+
+def test_guidekit_sample_cli_missing_checkpoint(tmp_path, capsys):
+    code = main(["sample", "--model", "64x64_diffusion", "--model-path", str(tmp_path / "missing.pt"),
+                 "--out", str(tmp_path / "o"), "--device", "cpu"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "missing.pt" in err and "64x64_diffusion.pt" in err
