@@ -24,10 +24,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import guidekit_adm as adm
 import torch
 
 import guidekit as gk
-import guidekit_adm as adm
 
 PAIRS = {
     64: ("64x64_diffusion", "64x64_classifier"),
@@ -107,7 +107,6 @@ def bench(size: int, batch: int, precision: str, device: torch.device, warmup: i
     }
     if device.type == "cuda":
         result["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
-    del model, classifier
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return result

@@ -23,6 +23,7 @@ from typing import Any
 
 import attrs
 import torch
+
 from guidekit.errors import InvalidParameterError
 
 from .checkpoint import load_checkpoint

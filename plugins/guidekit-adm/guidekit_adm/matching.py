@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
+from functools import cache
 
 import torch
 
@@ -17,7 +17,7 @@ def state_shapes(state_dict: Mapping[str, torch.Tensor]) -> dict[str, tuple[int,
     return {key: tuple(value.shape) for key, value in state_dict.items()}
 
 
-@lru_cache(maxsize=None)
+@cache
 def release_shapes(name: str) -> Mapping[str, tuple[int, ...]]:
     """The key → shape map of a release, computed by building it on the meta device."""
     from .factory import create_model  # factory imports releases; keep the import graph acyclic

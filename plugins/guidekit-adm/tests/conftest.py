@@ -6,10 +6,9 @@ import json
 import os
 from pathlib import Path
 
+import guidekit_adm as adm
 import pytest
 import torch
-
-import guidekit_adm as adm
 
 #: the repository root is three levels above this folder; the golden data sits beside it
 DEFAULT_GOLDEN = Path(__file__).resolve().parents[3].parent / "shared" / "golden"

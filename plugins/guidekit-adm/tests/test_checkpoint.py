@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import warnings
 
+import guidekit_adm as adm
 import pytest
 import torch
-
-import guidekit_adm as adm
 
 TINY_FLAGS = (
     "--image_size 8 --num_channels 32 --num_res_blocks 1 --attention_resolutions 4 --channel_mult 1,1 "

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from guidekit_adm.encoder import EncoderUNetModel
+from guidekit_adm.unet import UNetModel
 
 import guidekit as gk
 from guidekit.testing import load_golden
-from guidekit_adm.encoder import EncoderUNetModel
-from guidekit_adm.unet import UNetModel
 
 TOL = dict(atol=1e-5, rtol=1e-4)
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import guidekit_adm as adm
 import pytest
 import torch
-
-import guidekit_adm as adm
 
 NAMES = [
     "64x64_diffusion", "128x128_diffusion", "256x256_diffusion", "256x256_diffusion_uncond", "512x512_diffusion",

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import guidekit_adm as adm
 import pytest
 import torch
-
-import guidekit_adm as adm
 
 
 def test_fp16_runs_and_stays_close(unet_tiny, make_unet):

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import guidekit_adm as adm
 import pytest
 import torch
-
-import guidekit_adm as adm
 
 VARIANTS = ["legacy", "new_attention_order", "num_heads_2"]
 

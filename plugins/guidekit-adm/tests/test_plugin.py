@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
+import guidekit_adm as adm
 import numpy as np
 import pytest
 import torch
 
 import guidekit as gk
-import guidekit_adm as adm
 from guidekit.cli import build_parser, main
 
 UNET_FLAGS = (
