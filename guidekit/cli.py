@@ -15,7 +15,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
     kinds = [args.kind] if args.kind else list(KIND_HOOKS)
     for kind in kinds:
-        print(f"{kind}s:")
+        print(f"{'losses' if kind == 'loss' else kind + 's'}:")
         for comp in describe(kind):
             print(f"  {comp.name:<28} {comp.summary}  [{comp.provider}]")
     for failure in default_registry().manager.failures:
