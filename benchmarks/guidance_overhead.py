@@ -16,10 +16,10 @@ import statistics
 import time
 from pathlib import Path
 
+import guidekit_adm as adm
 import torch
 
 import guidekit as gk
-import guidekit_adm as adm
 
 TINY = dict(image_size=8, in_channels=3, model_channels=32, num_res_blocks=1, attention_resolutions=[2],
             channel_mult=[1, 1], num_head_channels=8, use_scale_shift_norm=True, resblock_updown=True)

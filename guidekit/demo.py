@@ -42,7 +42,7 @@ def run_demo(args: argparse.Namespace) -> int:
         runs[f"entropy γ={args.eds_gamma:g}"] = ("entropy", args.eds_gamma)
     else:
         print("scaler 'entropy' not installed (pip install guidekit-eds); showing plain guidance only")
-    rows, traces, grids = [], {}, []
+    rows, traces, grids = [], {}, [toy.means[y[:40]]]
     for name, spec in runs.items():
         trace = GuidanceTrace()
         guidance = None if spec is None else ClassifierGuidance(toy.classifier(), create("scaler", spec[0], gamma=spec[1]))
@@ -71,5 +71,5 @@ def run_demo(args: argparse.Namespace) -> int:
     from .io import save_grid
 
     save_grid(out / "samples.png", torch.cat(grids), nrow=40)
-    print(f"samples (rows: {', '.join(runs)}): {out / 'samples.png'}\nnumbers: {out / 'demo.json'}")
+    print(f"samples (rows: class templates, {', '.join(runs)}): {out / 'samples.png'}\nnumbers: {out / 'demo.json'}")
     return 0
