@@ -41,6 +41,22 @@ class FeatureExtractor(Protocol):
     def extract(self, images: Any) -> dict[str, torch.Tensor]: ...
 
 
+class ExtractorModule(torch.nn.Module):
+    """Shared ``extract``: eval mode, no grad, ``preprocess`` then ``forward`` -> feature dict."""
+
+    def preprocess(self, images: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def extract(self, images: Any) -> dict[str, torch.Tensor]:
+        """Features of a batch of images (uint8 NHWC or float NCHW in [-1, 1])."""
+        if self.training:
+            self.eval()
+        return self.forward(self.preprocess(images))
+
+    features = extract
+
+
 def images_to_float(images: Any, channels: int, device: torch.device | str | None = None) -> torch.Tensor:
     """Convert a batch (see the module docstring) to float32 N×C×H×W in [0, 255] with ``channels`` channels."""
     if isinstance(images, np.ndarray):

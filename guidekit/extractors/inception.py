@@ -34,7 +34,7 @@ from torch import nn
 
 from guidekit.errors import CheckpointError, InvalidParameterError
 
-from .base import images_to_float, resolve_weights, sha256_prefix
+from .base import ExtractorModule, images_to_float, resolve_weights, sha256_prefix
 
 WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_SHA256_PREFIX = "6726825d"
@@ -213,7 +213,7 @@ def resize_bilinear_tf1(x: torch.Tensor, size: int) -> torch.Tensor:
     return x.index_select(-1, lo) * (1 - fx) + x.index_select(-1, hi) * fx
 
 
-class InceptionV3(nn.Module):
+class InceptionV3(ExtractorModule):
     """The FID Inception-v3. Build it with :meth:`from_weights`; random weights are for tests only."""
 
     name = "inception-v3"
@@ -268,15 +268,6 @@ class InceptionV3(nn.Module):
         pool = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
         logits = pool @ self.fc.weight.T  # no bias, as the ADM evaluator
         return {"pool": pool, "spatial": spatial, "logits": logits}
-
-    @torch.no_grad()
-    def extract(self, images: Any) -> dict[str, torch.Tensor]:
-        """Features of a batch of images (uint8 NHWC or float NCHW in [-1, 1])."""
-        if self.training:
-            self.eval()
-        return self.forward(self.preprocess(images))
-
-    features = extract
 
     # -- weights ------------------------------------------------------------------------------
     @classmethod

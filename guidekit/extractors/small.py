@@ -20,7 +20,7 @@ from torch import nn
 
 from guidekit.errors import CheckpointError, InvalidParameterError
 
-from .base import images_to_float, resolve_weights
+from .base import ExtractorModule, images_to_float, resolve_weights
 
 FORMAT = "guidekit-small-cnn"
 FORMAT_VERSION = 1
@@ -32,7 +32,7 @@ HOW_TO_GET = (
 )
 
 
-class SmallCNN(nn.Module):
+class SmallCNN(ExtractorModule):
     """conv(3×3) → conv(3×3, stride 2) → conv(3×3) → global average pool → linear.
 
     ``pool``: the pooled ``2·width`` features; ``spatial``: the first ``spatial_channels`` channels of
@@ -87,15 +87,6 @@ class SmallCNN(nn.Module):
         h = F.relu(self.conv3(h))
         pool = h.mean(dim=(2, 3))
         return {"pool": pool, "spatial": spatial, "logits": self.fc(pool)}
-
-    @torch.no_grad()
-    def extract(self, images: Any) -> dict[str, torch.Tensor]:
-        """Features of a batch of images (uint8 NHWC or float NCHW in [-1, 1])."""
-        if self.training:
-            self.eval()
-        return self.forward(self.preprocess(images))
-
-    features = extract
 
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:

@@ -17,37 +17,41 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return torch.einsum("nts,ncs->nct", weight, v)
 
 
-class QKVAttentionLegacy(nn.Module):
-    """Attention on a (B, 3·H·d, T) tensor laid out head-first: per head [q | k | v]."""
+class _QKVAttentionBase(nn.Module):
+    """Attention on a (B, 3·H·d, T) qkv tensor; subclasses say how q, k and v are laid out."""
 
     def __init__(self, n_heads: int) -> None:
         super().__init__()
         self.n_heads = n_heads
 
+    def split(self, qkv: torch.Tensor, ch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v, each (B·H, d, T)."""
+        raise NotImplementedError
+
     def forward(self, qkv: torch.Tensor) -> torch.Tensor:
         batch, width, length = qkv.shape
         if width % (3 * self.n_heads):
             raise ValueError(f"qkv width {width} is not divisible by 3 * n_heads = {3 * self.n_heads}")
-        ch = width // (3 * self.n_heads)
-        q, k, v = qkv.reshape(batch * self.n_heads, ch * 3, length).split(ch, dim=1)
+        q, k, v = self.split(qkv, width // (3 * self.n_heads))
         return _attend(q, k, v).reshape(batch, -1, length)
 
 
-class QKVAttention(nn.Module):
-    """Attention on a (B, 3·H·d, T) tensor laid out q/k/v-first: [q heads | k heads | v heads]."""
+class QKVAttentionLegacy(_QKVAttentionBase):
+    """Head-first layout: per head [q | k | v]."""
 
-    def __init__(self, n_heads: int) -> None:
-        super().__init__()
-        self.n_heads = n_heads
+    def split(self, qkv: torch.Tensor, ch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        batch, _, length = qkv.shape
+        return qkv.reshape(batch * self.n_heads, ch * 3, length).split(ch, dim=1)
 
-    def forward(self, qkv: torch.Tensor) -> torch.Tensor:
-        batch, width, length = qkv.shape
-        if width % (3 * self.n_heads):
-            raise ValueError(f"qkv width {width} is not divisible by 3 * n_heads = {3 * self.n_heads}")
-        ch = width // (3 * self.n_heads)
-        q, k, v = qkv.chunk(3, dim=1)
+
+class QKVAttention(_QKVAttentionBase):
+    """q/k/v-first layout: [q heads | k heads | v heads]."""
+
+    def split(self, qkv: torch.Tensor, ch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        batch, _, length = qkv.shape
         shape = (batch * self.n_heads, ch, length)
-        return _attend(q.reshape(shape), k.reshape(shape), v.reshape(shape)).reshape(batch, -1, length)
+        q, k, v = qkv.chunk(3, dim=1)
+        return q.reshape(shape), k.reshape(shape), v.reshape(shape)
 
 
 def resolve_heads(channels: int, num_heads: int, num_head_channels: int) -> int:
