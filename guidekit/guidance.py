@@ -25,17 +25,22 @@ class GuidanceState:
     ``grad``: unscaled ∇ₓ log p(y|x_t) (B, ...) or ``None`` before the backward pass; ``y`` (B,).
     """
 
-    t: torch.Tensor
+    t: torch.Tensor = attrs.field(converter=torch.as_tensor)
     t_index: Any
     num_steps: int
-    logits: torch.Tensor
+    logits: torch.Tensor = attrs.field(converter=torch.as_tensor)
     grad: torch.Tensor | None
-    y: torch.Tensor
+    y: torch.Tensor = attrs.field(converter=torch.as_tensor)
     num_timesteps: int = 1000
 
     @property
     def batch_size(self) -> int:
         return self.logits.shape[0]
+
+    @property
+    def timesteps(self) -> torch.Tensor:
+        """``t`` as a (B,) tensor on the logits' device (a scalar t is broadcast)."""
+        return self.t.to(self.logits.device).expand(self.batch_size) if self.t.ndim == 0 else self.t.to(self.logits.device)
 
     @property
     def num_classes(self) -> int:

@@ -25,6 +25,6 @@ class IntervalScaler:
             raise ValueError(f"end ({value}) must be >= start ({self.start})")
 
     def __call__(self, state: GuidanceState) -> torch.Tensor:
-        t = state.t.to(state.logits.device)
+        t = state.timesteps
         inside = (t >= self.start) & (t <= self.end)
         return torch.where(inside, torch.tensor(self.gamma), torch.tensor(self.outside)).to(torch.float32)

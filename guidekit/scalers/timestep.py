@@ -18,5 +18,5 @@ class TimestepScaler:
 
     def __call__(self, state: GuidanceState) -> torch.Tensor:
         T = float(state.num_timesteps)
-        t = state.t.to(state.logits.device).float()
+        t = state.timesteps.float()
         return (self.gamma * (T - t) / T).clamp_min(0.0).to(torch.float32)

@@ -18,18 +18,20 @@ from .entropy import ED_DPM_NUM_CLASSES, NORMALIZERS
 class EntropyConstraintLoss:
     """``eta`` defaults to 0.2 as in the paper (the released ED-DPM checkpoint used 0.1).
 
-    ``normalizer="ed-dpm"`` uses log(1000) as the reference code does; the constant only shifts the
+    ``normalizer="ed-dpm"`` (alias ``compat="ed-dpm"``) uses log(1000) as the reference code does; the constant only shifts the
     loss value, never its gradient.
     """
 
     eta: float = attrs.field(default=0.2, converter=float, validator=attrs.validators.ge(0.0))
     normalizer: str = attrs.field(default="log-k", validator=attrs.validators.in_(NORMALIZERS))
     reduction: str = attrs.field(default="mean", validator=attrs.validators.in_(REDUCTIONS))
+    compat: str | None = attrs.field(default=None, validator=attrs.validators.in_([None, "ed-dpm"]))
 
     def __call__(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         y = check_logits(logits, y)
         log_p = F.log_softmax(logits, dim=-1)
         ce = F.nll_loss(log_p, y, reduction="none")
-        log_u = math.log(ED_DPM_NUM_CLASSES if self.normalizer == "ed-dpm" else logits.shape[-1])
+        ed_dpm = self.normalizer == "ed-dpm" or self.compat == "ed-dpm"
+        log_u = math.log(ED_DPM_NUM_CLASSES if ed_dpm else logits.shape[-1])
         kl = log_u + (log_p.exp() * log_p).sum(-1)
         return reduce(ce + self.eta * kl, self.reduction)

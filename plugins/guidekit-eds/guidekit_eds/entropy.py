@@ -21,8 +21,8 @@ def _optional_positive(instance: object, attribute: attrs.Attribute, value: floa
 
 @attrs.frozen
 class EntropyScaler:
-    """EDS with normaliser log K (K = the logits' class count), or ``normalizer="ed-dpm"`` for the
-    reference code's fixed log(1000).
+    """EDS with normaliser log K (K = the logits' class count), or the reference code's fixed
+    log(1000) with ``normalizer="ed-dpm"`` (alias ``compat="ed-dpm"``).
 
     ``min_entropy`` floors H so a one-hot prediction gives a large finite scale instead of inf/NaN;
     ``max_scale`` optionally caps s. With the log-K normaliser s ≥ γ holds exactly (H ≤ log K).
@@ -32,10 +32,16 @@ class EntropyScaler:
     normalizer: str = attrs.field(default="log-k", validator=attrs.validators.in_(NORMALIZERS))
     min_entropy: float = attrs.field(default=1e-20, converter=float, validator=attrs.validators.gt(0.0))
     max_scale: float | None = attrs.field(default=None, validator=_optional_positive)
+    compat: str | None = attrs.field(default=None, validator=attrs.validators.in_([None, "ed-dpm"]))
     needs_grad = False
 
+    @property
+    def ed_dpm(self) -> bool:
+        """True in ED-DPM compatibility mode (``normalizer="ed-dpm"`` or ``compat="ed-dpm"``)."""
+        return self.normalizer == "ed-dpm" or self.compat == "ed-dpm"
+
     def uniform_entropy(self, num_classes: int) -> float:
-        return math.log(ED_DPM_NUM_CLASSES if self.normalizer == "ed-dpm" else num_classes)
+        return math.log(ED_DPM_NUM_CLASSES if self.ed_dpm else num_classes)
 
     def factor(self, logits: torch.Tensor) -> torch.Tensor:
         """H(U)/H(p) per sample (≥ 1 with the log-K normaliser).
@@ -44,7 +50,7 @@ class EntropyScaler:
         reference arithmetic in the logits' dtype, 1 / (H / log 1000) with H = −Σ p·log p, so it
         matches the reference bit for bit wherever the reference is finite.
         """
-        if self.normalizer == "ed-dpm":
+        if self.ed_dpm:
             p = torch.softmax(logits, dim=-1)
             entropy = -torch.xlogy(p, p).sum(-1)
             return 1 / (entropy.clamp_min(self.min_entropy) / self.uniform_entropy(logits.shape[-1]))

@@ -152,3 +152,15 @@ class TestEntropyScalerCompatContract(ScalerContract):
 class TestEctContract(LossContract):
     def make_loss(self):
         return EntropyConstraintLoss()
+
+
+def test_compat_alias_and_plain_python_state(g):
+    logits = g["K10/logits"]
+    a = gk.create("scaler", "entropy", gamma=2.0, compat="ed-dpm")
+    b = gk.create("scaler", "entropy", gamma=2.0, normalizer="ed-dpm")
+    state = gk.GuidanceState(t=500, t_index=3, num_steps=25, logits=logits, grad=None, y=[0] * 6)
+    torch.testing.assert_close(a(state), b(state))
+    assert a(state).shape == (6,)
+    assert gk.create("scaler", "interval")(state).shape == (6,)
+    loss = gk.create("loss", "ect", eta=0.1, compat="ed-dpm", reduction="none")
+    torch.testing.assert_close(loss(logits, g["K10/labels"]), g["K10/w0.1/loss_per_sample_code"], rtol=1e-5, atol=1e-6)
