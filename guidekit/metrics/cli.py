@@ -14,6 +14,7 @@ import json
 import math
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from guidekit.errors import GuidekitError
@@ -83,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
         for name in ("batch_size", "splits", "k"):
             if getattr(args, name) < 1:
                 raise GuidekitError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+        for flag, path in (("--ref", args.ref), ("--samples", args.samples)):
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"{flag} {path}: no such file; give an ADM-layout .npz (arr_0 uint8 NHWC)")
         extractor = _extractor(args)
         results: dict[str, Any] = evaluate(
             args.ref, args.samples, extractor, device=args.device, batch_size=args.batch_size, splits=args.splits,

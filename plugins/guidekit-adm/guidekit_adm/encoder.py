@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from .attention import AttentionPool2d
-from .nn import conv_nd, linear, normalization, timestep_embedding, zero_module
-from .unet import as_timesteps, build_down_path, check_architecture
+from .nn import conv_nd, normalization, timestep_embedding, zero_module
+from .unet import as_timesteps, init_torso
 
 POOLS = ("adaptive", "attention", "spatial", "spatial_v2")
 
@@ -44,41 +44,23 @@ class EncoderUNetModel(nn.Module):
         pool: str = "adaptive",
     ) -> None:
         super().__init__()
-        attention_ds = check_architecture(
-            model_channels, num_res_blocks, attention_resolutions, dropout, channel_mult, dims
-        )
-        if pool not in POOLS:
-            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
-        if pool == "attention" and num_head_channels == -1:
-            raise ValueError("pool='attention' needs num_head_channels (the released classifiers use 64)")
-        if num_heads_upsample == -1:
-            num_heads_upsample = num_heads
-        self.image_size = image_size
-        self.in_channels = in_channels
-        self.model_channels = model_channels
-        self.out_channels = out_channels
-        self.num_res_blocks = num_res_blocks
-        self.attention_resolutions = attention_ds
-        self.dropout = dropout
-        self.channel_mult = tuple(channel_mult)
-        self.conv_resample = conv_resample
-        self.use_checkpoint = use_checkpoint
-        self.use_fp16 = use_fp16
-        self.dtype = torch.float16 if use_fp16 else torch.float32
-        self.num_heads = num_heads
-        self.num_head_channels = num_head_channels
-        self.num_heads_upsample = num_heads_upsample
-        self.pool = pool
 
-        emb_dim = model_channels * 4
-        self.time_embed = nn.Sequential(linear(model_channels, emb_dim), nn.SiLU(), linear(emb_dim, emb_dim))
-        down = build_down_path(
-            in_channels=in_channels, model_channels=model_channels, num_res_blocks=num_res_blocks,
-            attention_resolutions=attention_ds, dropout=dropout, channel_mult=channel_mult,
-            conv_resample=conv_resample, dims=dims, use_checkpoint=use_checkpoint, num_heads=num_heads,
-            num_head_channels=num_head_channels, use_scale_shift_norm=use_scale_shift_norm,
-            resblock_updown=resblock_updown, use_new_attention_order=use_new_attention_order,
+        def check_pool() -> None:
+            if pool not in POOLS:
+                raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+            if pool == "attention" and num_head_channels == -1:
+                raise ValueError("pool='attention' needs num_head_channels (the released classifiers use 64)")
+
+        down = init_torso(
+            self, image_size=image_size, in_channels=in_channels, model_channels=model_channels,
+            out_channels=out_channels, num_res_blocks=num_res_blocks, attention_resolutions=attention_resolutions,
+            dropout=dropout, channel_mult=channel_mult, conv_resample=conv_resample, dims=dims,
+            use_checkpoint=use_checkpoint, use_fp16=use_fp16, num_heads=num_heads,
+            num_head_channels=num_head_channels, num_heads_upsample=num_heads_upsample,
+            use_scale_shift_norm=use_scale_shift_norm, resblock_updown=resblock_updown,
+            use_new_attention_order=use_new_attention_order, check=check_pool,
         )
+        self.pool = pool
         self.input_blocks, self.middle_block = down.input_blocks, down.middle_block
         ch = down.ch
         self._feature_size = sum(down.input_block_chans) + ch

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -104,6 +104,57 @@ def build_down_path(
     return DownPath(input_blocks, middle_block, chans, ch, ds)
 
 
+def init_torso(
+    model: nn.Module, *, image_size: int, in_channels: int, model_channels: int, out_channels: int,
+    num_res_blocks: int, attention_resolutions: Iterable[int], dropout: float, channel_mult: Sequence[float],
+    conv_resample: bool, dims: int, use_checkpoint: bool, use_fp16: bool, num_heads: int, num_head_channels: int,
+    num_heads_upsample: int, use_scale_shift_norm: bool, resblock_updown: bool, use_new_attention_order: bool,
+    num_classes: int | None = None, check: Callable[[], None] | None = None,
+) -> DownPath:
+    """The constructor part shared by :class:`UNetModel` and ``EncoderUNetModel``.
+
+    Validates the shared arguments and ``num_classes``, then runs ``check`` (the model's own
+    argument checks); stores the shared attributes on ``model``; registers ``model.time_embed``
+    and, when ``num_classes`` is given, ``model.label_emb``; builds and returns the encoder half,
+    unregistered, for the caller to assign. This order is the reference's: it fixes the
+    state-dict key order and what a seeded initialisation draws.
+    """
+    attention_ds = check_architecture(
+        model_channels, num_res_blocks, attention_resolutions, dropout, channel_mult, dims
+    )
+    if num_classes is not None and num_classes < 1:
+        raise ValueError(f"num_classes must be positive or None, got {num_classes}")
+    if check is not None:
+        check()
+    model.image_size = image_size
+    model.in_channels = in_channels
+    model.model_channels = model_channels
+    model.out_channels = out_channels
+    model.num_res_blocks = num_res_blocks
+    model.attention_resolutions = attention_ds
+    model.dropout = dropout
+    model.channel_mult = tuple(channel_mult)
+    model.conv_resample = conv_resample
+    model.use_checkpoint = use_checkpoint
+    model.use_fp16 = use_fp16
+    model.dtype = torch.float16 if use_fp16 else torch.float32
+    model.num_heads = num_heads
+    model.num_head_channels = num_head_channels
+    model.num_heads_upsample = num_heads if num_heads_upsample == -1 else num_heads_upsample
+
+    emb_dim = model_channels * 4
+    model.time_embed = nn.Sequential(linear(model_channels, emb_dim), nn.SiLU(), linear(emb_dim, emb_dim))
+    if num_classes is not None:
+        model.label_emb = nn.Embedding(num_classes, emb_dim)
+    return build_down_path(
+        in_channels=in_channels, model_channels=model_channels, num_res_blocks=num_res_blocks,
+        attention_resolutions=attention_ds, dropout=dropout, channel_mult=channel_mult,
+        conv_resample=conv_resample, dims=dims, use_checkpoint=use_checkpoint, num_heads=num_heads,
+        num_head_channels=num_head_channels, use_scale_shift_norm=use_scale_shift_norm,
+        resblock_updown=resblock_updown, use_new_attention_order=use_new_attention_order,
+    )
+
+
 def as_timesteps(timesteps: torch.Tensor | float, batch: int, device: torch.device) -> torch.Tensor:
     """Return timesteps as a (B,) tensor, broadcasting a scalar over the batch."""
     t = torch.as_tensor(timesteps, device=device)
@@ -145,42 +196,17 @@ class UNetModel(nn.Module):
         use_new_attention_order: bool = False,
     ) -> None:
         super().__init__()
-        attention_ds = check_architecture(
-            model_channels, num_res_blocks, attention_resolutions, dropout, channel_mult, dims
+        down = init_torso(
+            self, image_size=image_size, in_channels=in_channels, model_channels=model_channels,
+            out_channels=out_channels, num_res_blocks=num_res_blocks, attention_resolutions=attention_resolutions,
+            dropout=dropout, channel_mult=channel_mult, conv_resample=conv_resample, dims=dims,
+            use_checkpoint=use_checkpoint, use_fp16=use_fp16, num_heads=num_heads,
+            num_head_channels=num_head_channels, num_heads_upsample=num_heads_upsample,
+            use_scale_shift_norm=use_scale_shift_norm, resblock_updown=resblock_updown,
+            use_new_attention_order=use_new_attention_order, num_classes=num_classes,
         )
-        if num_classes is not None and num_classes < 1:
-            raise ValueError(f"num_classes must be positive or None, got {num_classes}")
-        if num_heads_upsample == -1:
-            num_heads_upsample = num_heads
-        self.image_size = image_size
-        self.in_channels = in_channels
-        self.model_channels = model_channels
-        self.out_channels = out_channels
-        self.num_res_blocks = num_res_blocks
-        self.attention_resolutions = attention_ds
-        self.dropout = dropout
-        self.channel_mult = tuple(channel_mult)
-        self.conv_resample = conv_resample
         self.num_classes = num_classes
-        self.use_checkpoint = use_checkpoint
-        self.use_fp16 = use_fp16
-        self.dtype = torch.float16 if use_fp16 else torch.float32
-        self.num_heads = num_heads
-        self.num_head_channels = num_head_channels
-        self.num_heads_upsample = num_heads_upsample
-
         emb_dim = model_channels * 4
-        self.time_embed = nn.Sequential(linear(model_channels, emb_dim), nn.SiLU(), linear(emb_dim, emb_dim))
-        if num_classes is not None:
-            self.label_emb = nn.Embedding(num_classes, emb_dim)
-
-        down = build_down_path(
-            in_channels=in_channels, model_channels=model_channels, num_res_blocks=num_res_blocks,
-            attention_resolutions=attention_ds, dropout=dropout, channel_mult=channel_mult,
-            conv_resample=conv_resample, dims=dims, use_checkpoint=use_checkpoint, num_heads=num_heads,
-            num_head_channels=num_head_channels, use_scale_shift_norm=use_scale_shift_norm,
-            resblock_updown=resblock_updown, use_new_attention_order=use_new_attention_order,
-        )
         self.input_blocks, self.middle_block = down.input_blocks, down.middle_block
         chans, ch, ds = list(down.input_block_chans), down.ch, down.ds
 
@@ -196,10 +222,10 @@ class UNetModel(nn.Module):
                     )
                 ]
                 ch = width
-                if ds in attention_ds:
+                if ds in self.attention_resolutions:
                     layers.append(
                         AttentionBlock(
-                            ch, num_heads=num_heads_upsample, num_head_channels=num_head_channels,
+                            ch, num_heads=self.num_heads_upsample, num_head_channels=num_head_channels,
                             use_checkpoint=use_checkpoint, use_new_attention_order=use_new_attention_order,
                         )
                     )
