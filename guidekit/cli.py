@@ -1,4 +1,4 @@
-"""The ``guidekit`` command: ``list``, ``demo``, ``evaluate`` and plugin-provided sub-commands."""
+"""The ``guidekit`` command: ``list``, ``merge-batches``, ``demo``, ``evaluate`` and plugin-provided sub-commands."""
 
 from __future__ import annotations
 
@@ -23,6 +23,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_merge_batches(args: argparse.Namespace) -> int:
+    from .io import load_batch, merge_sample_batches
+
+    out = merge_sample_batches(args.out, args.inputs)
+    print(f"wrote {out} ({load_batch(out).num_images} images)", file=sys.stderr)
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -37,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list available components and where they come from")
     p.add_argument("kind", nargs="?", choices=list(KIND_HOOKS))
     p.set_defaults(func=_cmd_list)
+    p = sub.add_parser("merge-batches", help="concatenate sample batches (e.g. the shards of `guidekit sample`)",
+                       description="Concatenate sample .npz batches into OUT, streaming; shard files go in shard order.")
+    p.add_argument("out", metavar="OUT.npz")
+    p.add_argument("inputs", nargs="+", metavar="SHARD.npz")
+    p.set_defaults(func=_cmd_merge_batches)
 
     from .demo import add_arguments as add_demo
 

@@ -8,7 +8,14 @@ Example (ED-DPM configuration 3, UADM(25)-G+EDS+ECT)::
         --batch-size 64 --seed 0 --out samples/uadm25-g-eds-ect --device cuda
 
 Writes ``samples_{N}x{H}x{W}x3.npz`` (ADM evaluator layout: ``arr_0`` uint8 NHWC, ``arr_1`` int64
-labels), ``grid.png`` (the first samples) and ``run.json`` (the settings) into ``--out``.
+labels), ``grid.png`` (the first samples) and ``run.json`` (the settings) into ``--out``. Images are
+streamed to the ``.npz`` batch by batch, so memory does not grow with ``--num-samples``.
+
+Many GPUs: ``--num-shards S --shard-index I`` (by default ``WORLD_SIZE`` and ``RANK``, as torchrun
+sets them) samples the contiguous global indices ``[I*ceil(N/S), (I+1)*ceil(N/S))``. Sample i depends
+only on ``(--seed, i)`` (and ``--classes`` cycle over global indices), so the shards, joined with
+``guidekit merge-batches OUT.npz samples_*_shard*of{S}.npz``, equal a single run. Each shard writes
+``samples_{N}x{H}x{W}x3_shard{I}of{S}.npz``, ``grid_shard{I}of{S}.png`` and ``run_shard{I}of{S}.json``.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -67,7 +76,11 @@ def add_sample_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--class-cond", action=argparse.BooleanOptionalAction, default=None,
                    help="override whether the model architecture is class-conditional (1000 classes)")
     p.add_argument("--clip-denoised", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... or auto")
+    p.add_argument("--num-shards", type=int, default=None,
+                   help="split the samples into this many contiguous shards (default: $WORLD_SIZE, else 1)")
+    p.add_argument("--shard-index", type=int, default=None,
+                   help="which shard this process samples, 0-based (default: $RANK, else 0)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... or auto (cuda:$LOCAL_RANK under torchrun)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     p.set_defaults(func=run_sample)
     return p
@@ -75,8 +88,22 @@ def add_sample_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
 
 def _device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        return torch.device(f"cuda:{os.environ['LOCAL_RANK']}" if "LOCAL_RANK" in os.environ else "cuda")
     return torch.device(name)
+
+
+def _shard_range(args: argparse.Namespace) -> tuple[int, int, int, int]:
+    """(num_shards, shard_index, first, end): this shard's contiguous range of global sample indices."""
+    num_shards = args.num_shards if args.num_shards is not None else int(os.environ.get("WORLD_SIZE", 1))
+    index = args.shard_index if args.shard_index is not None else int(os.environ.get("RANK", 0))
+    if num_shards < 1 or not 0 <= index < num_shards:
+        raise InvalidParameterError(f"--shard-index must be in [0, --num-shards) and --num-shards >= 1; got shard "
+                                    f"{index} of {num_shards} (set both, or run under torchrun)")
+    per_shard = math.ceil(args.num_samples / num_shards)
+    first = min(index * per_shard, args.num_samples)
+    return num_shards, index, first, min(first + per_shard, args.num_samples)
 
 
 def _model_config(spec: str, class_cond: bool | None) -> ModelConfig:
@@ -110,13 +137,14 @@ def _labels(spec: str | None, start: int, count: int) -> torch.Tensor | None:
 def run_sample(args: argparse.Namespace) -> int:
     """Run the ``sample`` sub-command; returns the exit status."""
     import guidekit as gk
-    from guidekit.io import atomic_write, save_grid, to_uint8, write_sample_batch
+    from guidekit.io import SampleBatchWriter, atomic_write, sample_batch_name, save_grid, to_uint8
 
     if args.num_samples < 1 or args.batch_size < 1:
         raise InvalidParameterError("--num-samples and --batch-size must be positive")
     if (args.classifier is None) != (args.classifier_path is None):
         raise InvalidParameterError("--classifier and --classifier-path go together")
     scaler_params = _scaler_params(args.scaler_param)
+    num_shards, shard_index, first, end = _shard_range(args)
     device = _device(args.device)
     config = _model_config(args.model, args.class_cond)
     if config.kind != "unet":
@@ -154,27 +182,29 @@ def run_sample(args: argparse.Namespace) -> int:
         guidance = gk.ClassifierGuidance(classifier, scaler)
     num_classes = classifier.out_channels if classifier is not None else model.num_classes
 
-    images, labels, first = [], [], None
-    started = time.perf_counter()
-    for start in range(0, args.num_samples, args.batch_size):
-        count = min(args.batch_size, args.num_samples - start)
-        x0, y = gk.sample(
-            model, diffusion, (count, model.image_channels, size, size), sampler=sampler, guidance=guidance,
-            y=_labels(args.classes, start, count), num_classes=num_classes, seed=args.seed, sample_offset=start,
-            clip_denoised=args.clip_denoised, progress=args.progress, device=device, return_labels=True,
-        )
-        if first is None:
-            first = x0[:GRID_MAX].cpu()
-        images.append(to_uint8(x0.cpu()))
-        if y is not None:
-            labels.append(y.cpu().to(torch.int64))
-        print(f"sampled {start + count}/{args.num_samples}", file=sys.stderr)
-
     out: Path = args.out
-    arr = torch.cat(images)
-    npz = out / f"samples_{'x'.join(str(n) for n in arr.shape)}.npz"
-    write_sample_batch(npz, arr, torch.cat(labels) if labels else None)
-    save_grid(out / "grid.png", first)
+    channels = model.image_channels
+    npz = out / sample_batch_name(args.num_samples, (size, size, channels), shard_index, num_shards)
+    suffix = f"_shard{shard_index}of{num_shards}" if num_shards > 1 else ""
+    grid: list[torch.Tensor] = []
+    started = time.perf_counter()
+    with SampleBatchWriter(npz, end - first, (size, size, channels)) as writer:
+        for start in range(first, end, args.batch_size):  # start: the global index of the batch's first sample
+            count = min(args.batch_size, end - start)
+            x0, y = gk.sample(
+                model, diffusion, (count, channels, size, size), sampler=sampler, guidance=guidance,
+                y=_labels(args.classes, start, count), num_classes=num_classes, seed=args.seed, sample_offset=start,
+                clip_denoised=args.clip_denoised, progress=args.progress, device=device, return_labels=True,
+            )
+            images = to_uint8(x0.cpu())
+            if len(grid) < GRID_MAX:
+                grid.extend(images[: GRID_MAX - len(grid)].clone())  # copies: batches are not kept
+            writer.add(images, None if y is None else y.cpu().to(torch.int64))
+            print(f"sampled {start + count - first}/{end - first}"
+                  + (f" (shard {shard_index} of {num_shards})" if suffix else ""), file=sys.stderr)
+
+    if grid:
+        save_grid(out / f"grid{suffix}.png", torch.stack(grid))
     meta: dict[str, Any] = {
         "model": args.model, "model_path": str(args.model_path), "classifier": args.classifier,
         "classifier_path": None if args.classifier_path is None else str(args.classifier_path),
@@ -182,11 +212,12 @@ def run_sample(args: argparse.Namespace) -> int:
         "scaler_params": scaler_params,
         "respacing": respacing, "sampler": sampler_name, "eta": args.eta, "num_samples": args.num_samples,
         "batch_size": args.batch_size, "seed": args.seed, "device": str(device),
+        "num_shards": num_shards, "shard_index": shard_index, "sample_range": [first, end],
         "model_fp16": bool(getattr(model, "use_fp16", False)),
         "classifier_fp16": bool(getattr(classifier, "use_fp16", False)),
         "seconds": round(time.perf_counter() - started, 3), "npz": npz.name,
     }
-    with atomic_write(out / "run.json", "w") as fh:
+    with atomic_write(out / f"run{suffix}.json", "w") as fh:
         json.dump(meta, fh, indent=2)
-    print(f"wrote {npz} and {out / 'grid.png'}", file=sys.stderr)
+    print(f"wrote {npz}" + (f" and {out / f'grid{suffix}.png'}" if grid else ""), file=sys.stderr)
     return 0

@@ -85,16 +85,21 @@ def _save(model: torch.nn.Module, path) -> None:
     torch.save(model.state_dict(), path)
 
 
-def test_guidekit_sample_cli_end_to_end(tmp_path, capsys):
+def _tiny_sample_args(tmp_path) -> list[str]:
+    """``guidekit sample`` arguments for a tiny guided UNet (random weights saved under tmp_path), 2 samples."""
     torch.manual_seed(0)
     _save(adm.create_model(UNET_FLAGS), tmp_path / "unet.pt")
     _save(adm.create_model(CLASSIFIER_FLAGS), tmp_path / "classifier.pt")
-    common = [
+    return [
         "sample", f"--model={UNET_FLAGS}", "--model-path", str(tmp_path / "unet.pt"),
         f"--classifier={CLASSIFIER_FLAGS}", "--classifier-path", str(tmp_path / "classifier.pt"),
         "--scaler", "interval", "--gamma", "2", "--scaler-param", "start=0", "--scaler-param=end=700", "--respacing", "ddim2", "--sampler", "ddim",
         "--num-samples", "2", "--seed", "7", "--device", "cpu", "--no-progress",
     ]
+
+
+def test_guidekit_sample_cli_end_to_end(tmp_path, capsys):
+    common = _tiny_sample_args(tmp_path)
     assert main([*common, "--batch-size", "1", "--out", str(tmp_path / "a")]) == 0
     assert main([*common, "--batch-size", "2", "--out", str(tmp_path / "b")]) == 0
     a = np.load(tmp_path / "a" / "samples_2x64x64x3.npz")
@@ -108,6 +113,38 @@ def test_guidekit_sample_cli_end_to_end(tmp_path, capsys):
     meta = json.loads((tmp_path / "a" / "run.json").read_text())
     assert meta["sampler"] == "ddim" and meta["gamma"] == 2.0 and meta["respacing"] == "ddim2"
     assert meta["scaler"] == "interval" and meta["scaler_params"] == {"start": 0, "end": 700}
+
+
+def test_guidekit_sample_shards_merge_to_a_single_run(tmp_path, monkeypatch, capsys):
+    """Sample i depends only on (seed, i): shards joined by `guidekit merge-batches` equal one run, byte for byte."""
+    common = [*_tiny_sample_args(tmp_path), "--num-samples", "3"]
+    assert main([*common, "--batch-size", "2", "--out", str(tmp_path / "one")]) == 0
+    assert main([*common, "--batch-size", "1", "--out", str(tmp_path / "bs1")]) == 0
+    assert main([*common, "--batch-size", "2", "--num-shards", "2", "--shard-index", "0", "--out", str(tmp_path / "s")]) == 0
+    with monkeypatch.context() as env:  # shard 1 of 2 from the variables torchrun sets
+        env.setenv("WORLD_SIZE", "2")
+        env.setenv("RANK", "1")
+        assert main([*common, "--batch-size", "2", "--out", str(tmp_path / "s")]) == 0
+    shards = [tmp_path / "s" / f"samples_3x64x64x3_shard{i}of2.npz" for i in (1, 0)]  # any order: merged by index
+    assert main(["merge-batches", str(tmp_path / "merged.npz"), *map(str, shards)]) == 0
+
+    one, merged, bs1 = (np.load(p) for p in (tmp_path / "one" / "samples_3x64x64x3.npz", tmp_path / "merged.npz",
+                                             tmp_path / "bs1" / "samples_3x64x64x3.npz"))
+    assert merged["arr_0"].tobytes() == one["arr_0"].tobytes() and merged["arr_1"].tobytes() == one["arr_1"].tobytes()
+    assert merged["arr_0"].shape == (3, 64, 64, 3) and merged["arr_1"].dtype == np.int64
+    # batch size changes only how samples are grouped (batched convolutions may round differently)
+    assert (bs1["arr_1"] == one["arr_1"]).all()
+    assert np.abs(bs1["arr_0"].astype(int) - one["arr_0"].astype(int)).max() <= 1
+    assert np.load(shards[0])["arr_0"].shape == (1, 64, 64, 3)
+    meta = json.loads((tmp_path / "s" / "run_shard1of2.json").read_text())
+    assert meta["sample_range"] == [2, 3] and meta["num_shards"] == 2 and meta["shard_index"] == 1
+    assert (tmp_path / "s" / "grid_shard0of2.png").is_file() and not (tmp_path / "s" / "grid.png").exists()
+
+    # --classes cycle over global indices: shard 1 starts at sample 2
+    assert main([*common, "--classes", "5,9,1", "--num-shards", "2", "--shard-index", "1", "--out", str(tmp_path / "c")]) == 0
+    assert np.load(tmp_path / "c" / "samples_3x64x64x3_shard1of2.npz")["arr_1"].tolist() == [1]
+    assert main([*common, "--num-shards", "2", "--shard-index", "2", "--out", str(tmp_path / "x")]) == 1
+    assert "--shard-index must be in [0, --num-shards)" in capsys.readouterr().err
 
 
 def test_guidekit_sample_cli_rejects_bad_input(tmp_path, capsys):
