@@ -23,10 +23,10 @@ class DiffusionConfig:
 
     steps: int = attrs.field(default=1000, validator=[attrs.validators.instance_of(int), attrs.validators.ge(1)])
     schedule: str = attrs.field(default="linear", validator=attrs.validators.in_(SCHEDULES))
-    learn_sigma: bool = True
+    learn_sigma: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
     respacing: str = ""
-    predict_xstart: bool = False
-    sigma_small: bool = False
+    predict_xstart: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    sigma_small: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
 
 
 @attrs.frozen(eq=False)
@@ -177,7 +177,8 @@ class GaussianDiffusion:
             variance = self.extract(self.posterior_variance, t, shape)
             log_variance = self.extract(self.posterior_log_variance_clipped, t, shape)
         else:
-            large = torch.cat([self.posterior_variance[1:2], self.betas[1:]])
+            # [σ̃²_1, β_1, β_2, ...]; a one-step process has no σ̃²_1 and uses β_0
+            large = torch.cat([self.posterior_variance[1:2], self.betas[1:]]) if self.num_steps > 1 else self.betas
             variance = self.extract(large, t, shape)
             log_variance = self.extract(torch.log(large), t, shape)
 

@@ -53,14 +53,19 @@ class GuidanceState:
 
     @property
     def entropy(self) -> torch.Tensor:
-        """H(p(ỹ|x_t)) per sample in nats, float64 (paper Eq. 9)."""
-        lp = self.log_probs
-        return (-(lp.exp() * lp).sum(-1)).clamp_min(0.0)
+        """H(p(ỹ|x_t)) per sample in nats, float64 (paper Eq. 9); classes with p = 0 add 0."""
+        return entropy_from_log_probs(self.log_probs).clamp_min(0.0)
+
+    @property
+    def labels(self) -> torch.Tensor:
+        """``y`` as a (B,) int64 tensor on the logits' device (a scalar y is broadcast)."""
+        y = self.y.to(self.logits.device).long()
+        return y.expand(self.batch_size) if y.ndim == 0 else y
 
     @property
     def prob_of_label(self) -> torch.Tensor:
         """p(y|x_t) per sample."""
-        return self.log_probs.gather(-1, self.y.view(-1, 1).long()).squeeze(-1).exp()
+        return self.log_probs.gather(-1, self.labels.view(-1, 1)).squeeze(-1).exp()
 
     @property
     def grad_norm(self) -> torch.Tensor:
@@ -68,6 +73,12 @@ class GuidanceState:
         if self.grad is None:
             raise InvalidParameterError("this scaler reads state.grad: give it a class attribute needs_grad = True")
         return self.grad.flatten(1).double().norm(dim=1)
+
+
+def entropy_from_log_probs(log_probs: torch.Tensor) -> torch.Tensor:
+    """−Σ p·log p over the last dim; a class with log p = −inf (p = 0) adds 0, in value and gradient."""
+    finite = log_probs.clamp_min(torch.finfo(log_probs.dtype).min)
+    return -(log_probs.exp() * finite).sum(-1)
 
 
 class Scaler(Protocol):
@@ -155,6 +166,11 @@ class ClassifierGuidance:
             if scale is not None and not bool(scale.any()):
                 grad = torch.zeros_like(x_t)
             else:
+                if not logits.requires_grad:
+                    raise InvalidParameterError(
+                        "the classifier's logits do not depend on x_t (no autograd graph), so there is no gradient "
+                        "to guide with: do not run it under torch.no_grad() or detach its output"
+                    )
                 selected = F.log_softmax(logits, dim=-1)[torch.arange(len(y), device=y.device), y]
                 grad = torch.autograd.grad(selected.sum(), x_in)[0]
         state = attrs.evolve(state, grad=grad)

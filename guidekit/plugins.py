@@ -115,7 +115,7 @@ class PluginManager:
         """Yield ``(distribution, hookimpl)`` for every implementation of a hook, built-ins first."""
         self.load()
         caller = getattr(self.pm.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):  # pluggy keeps LIFO order
+        for impl in caller.get_hookimpls():  # registration order: built-ins first
             yield self.distribution_of.get(impl.plugin_name, impl.plugin_name), impl
 
 

@@ -107,7 +107,8 @@ def sample(
             raise LabelError("guidance needs labels: pass y=... (one per sample) or num_classes=K to draw them")
         y = _draw_labels(gens, int(k))
     if y is not None:
-        y = check_labels(y, batch, getattr(model, "num_classes", None) if class_cond else num_classes, "model").to(device)
+        k = (getattr(model, "num_classes", None) or num_classes) if class_cond else num_classes
+        y = check_labels(y, batch, k, "model").to(device)
 
     x = _randn(gens, tuple(shape[1:])).to(device)
     n = diffusion.num_steps

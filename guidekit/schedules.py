@@ -17,7 +17,13 @@ def beta_schedule(name: str, num_timesteps: int) -> np.ndarray:
         raise InvalidParameterError(f"steps must be >= 1, got {num_timesteps}")
     if name == "linear":
         scale = 1000 / num_timesteps
-        return np.linspace(scale * 0.0001, scale * 0.02, num_timesteps, dtype=np.float64)
+        betas = np.linspace(scale * 0.0001, scale * 0.02, num_timesteps, dtype=np.float64)
+        if betas.max() >= 1:
+            raise InvalidParameterError(
+                f"the linear schedule with steps={num_timesteps} has betas up to {betas.max():g} (>= 1), which is not "
+                f"a diffusion process: use steps >= 21, or schedule='cosine' for short processes"
+            )
+        return betas
     if name == "cosine":
         def f(u: float) -> float:
             return math.cos((u + 0.008) / 1.008 * math.pi / 2) ** 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -234,3 +236,64 @@ def test_builtin_scaler_values():
     assert gn(_state([5, 5], grad_norm=[0.1, 0.2])).tolist() == [20, 2]
     flipped = gk.create("scaler", "gradnorm", gamma=2.0, threshold=0.15, boost=10.0, flip=True)
     assert flipped(_state([5, 5], grad_norm=[0.1, 0.2])).tolist() == [2, 20]
+
+
+def test_single_step_process_with_fixed_variance():
+    """One kept step (steps=1, respacing "1") has no σ̃²_1 to borrow: FIXED_LARGE falls back to β."""
+    for diff in (gk.GaussianDiffusion.create(steps=1, learn_sigma=False),
+                 gk.GaussianDiffusion.create(learn_sigma=False, respacing="1")):
+        x = torch.randn(2, 1, 4, 4)
+        out = diff.p_mean_variance(torch.zeros_like(x), x, 0)
+        torch.testing.assert_close(out.variance[:, 0, 0, 0], diff.betas.float().expand(2))
+        step = DDPMSampler().step(diff, torch.zeros_like(x), x, 0, guidance_grad=torch.ones_like(x), noise=torch.randn_like(x))
+        assert torch.isfinite(step.sample).all()
+
+
+@pytest.mark.parametrize("steps", [2, 10, 20])
+def test_linear_schedule_with_betas_of_one_or_more_is_refused(steps):
+    """β_T = 0.02·1000/T reaches 1 for T <= 20: ᾱ would hit 0 or go negative (NaN or a garbage process)."""
+    with pytest.raises(gk.InvalidParameterError, match="steps"):
+        gk.GaussianDiffusion.create(steps=steps, respacing="ddim5" if steps >= 10 else "")
+    assert torch.isfinite(gk.GaussianDiffusion.create(steps=21).sqrt_recip_alphas_cumprod).all()
+    assert gk.GaussianDiffusion.create(steps=1).betas.tolist() == pytest.approx([0.1])
+    assert torch.isfinite(gk.GaussianDiffusion.create(steps=10, schedule="cosine", respacing="ddim5").betas).all()
+
+
+def test_guidance_state_broadcasts_plain_python_label():
+    logits = torch.tensor([[0.0, 1.0, 2.0], [2.0, 1.0, 0.0]])
+    state = gk.GuidanceState(t=500, t_index=0, num_steps=1, logits=logits, grad=None, y=2)
+    torch.testing.assert_close(state.prob_of_label, torch.softmax(logits.double(), -1)[:, 2])
+
+
+def test_guidance_state_entropy_with_masked_classes():
+    """A class with logit −inf has p = 0 and contributes 0·log 0 = 0 to H, not NaN."""
+    state = gk.GuidanceState(t=0, t_index=0, num_steps=1, logits=torch.tensor([[0.0, 0.0, -float("inf")]]), grad=None, y=[0])
+    torch.testing.assert_close(state.entropy, torch.tensor([math.log(2)], dtype=torch.float64))
+
+
+def test_diffusion_flags_must_be_booleans():
+    for flag in ("learn_sigma", "predict_xstart", "sigma_small"):
+        with pytest.raises(gk.InvalidParameterError, match=flag):
+            gk.GaussianDiffusion.create(**{flag: "no"})
+
+
+def test_classifier_without_autograd_graph_is_named():
+    detached = gk.ClassifierGuidance(lambda x, t: torch.zeros(x.shape[0], 5), "constant")
+    with pytest.raises(gk.InvalidParameterError, match="do not depend on x_t"):
+        detached(torch.randn(2, 1, 4, 4), torch.tensor([5, 5]), torch.tensor([0, 1]))
+
+
+def test_labels_are_range_checked_with_num_classes_for_a_plain_conditional_model(toy):
+    def model(x, t, y=None):
+        return torch.zeros_like(x)
+
+    with pytest.raises(gk.LabelError, match="out of range for the model with 3 classes"):
+        gk.sample(model, diffusion(), (2, 1, 4, 4), y=torch.tensor([0, 5]), num_classes=3, class_cond=True,
+                  progress=False)
+
+
+def test_builtins_are_listed_before_plugins():
+    from guidekit.registry import default_registry
+
+    dists = [d for d, _ in default_registry().manager.implementations("guidekit_scalers")]
+    assert dists[0] == "guidekit" and "guidekit-eds" in dists[1:]

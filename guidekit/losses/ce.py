@@ -6,6 +6,7 @@ import attrs
 import torch
 import torch.nn.functional as F
 
+from ..errors import InvalidParameterError
 from ..guidance import check_labels
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -14,7 +15,7 @@ REDUCTIONS = ("mean", "sum", "none")
 def check_logits(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Validate (B, K) logits and labels; returns the labels as int64."""
     if logits.ndim != 2:
-        raise ValueError(f"logits must have shape (B, K), got {tuple(logits.shape)}; use the full (B, K) output")
+        raise InvalidParameterError(f"logits must have shape (B, K), got {tuple(logits.shape)}; use the full (B, K) output")
     return check_labels(y, logits.shape[0], logits.shape[1], "logits").to(logits.device)
 
 

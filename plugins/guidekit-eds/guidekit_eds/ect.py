@@ -8,6 +8,7 @@ import attrs
 import torch
 import torch.nn.functional as F
 
+from guidekit.guidance import entropy_from_log_probs
 from guidekit.losses import check_logits, reduce
 from guidekit.losses.ce import REDUCTIONS
 
@@ -33,5 +34,5 @@ class EntropyConstraintLoss:
         ce = F.nll_loss(log_p, y, reduction="none")
         ed_dpm = self.normalizer == "ed-dpm" or self.compat == "ed-dpm"
         log_u = math.log(ED_DPM_NUM_CLASSES if ed_dpm else logits.shape[-1])
-        kl = log_u + (log_p.exp() * log_p).sum(-1)
+        kl = log_u - entropy_from_log_probs(log_p)
         return reduce(ce + self.eta * kl, self.reduction)

@@ -7,7 +7,7 @@ import math
 import attrs
 import torch
 
-from guidekit.guidance import GuidanceState
+from guidekit.guidance import GuidanceState, entropy_from_log_probs
 
 NORMALIZERS = ("log-k", "ed-dpm")
 #: the reference code divides by log(NUM_CLASSES) with NUM_CLASSES fixed at 1000
@@ -51,11 +51,12 @@ class EntropyScaler:
         matches the reference bit for bit wherever the reference is finite.
         """
         if self.ed_dpm:
+            if logits.dtype not in (torch.float32, torch.float64):  # the reference's logits are float32; in half the floor underflows
+                logits = logits.float()
             p = torch.softmax(logits, dim=-1)
             entropy = -torch.xlogy(p, p).sum(-1)
             return 1 / (entropy.clamp_min(self.min_entropy) / self.uniform_entropy(logits.shape[-1]))
-        lp = torch.log_softmax(logits.double(), dim=-1)
-        entropy = -(lp.exp() * lp).sum(-1)
+        entropy = entropy_from_log_probs(torch.log_softmax(logits.double(), dim=-1))
         return (self.uniform_entropy(logits.shape[-1]) / entropy.clamp_min(self.min_entropy)).clamp_min(1.0)
 
     def __call__(self, state: GuidanceState) -> torch.Tensor:

@@ -164,3 +164,31 @@ def test_compat_alias_and_plain_python_state(g):
     assert gk.create("scaler", "interval")(state).shape == (6,)
     loss = gk.create("loss", "ect", eta=0.1, compat="ed-dpm", reduction="none")
     torch.testing.assert_close(loss(logits, g["K10/labels"]), g["K10/w0.1/loss_per_sample_code"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("compat", [False, True])
+def test_one_hot_and_masked_logits_in_every_dtype(dtype, compat):
+    """Half-precision one-hot logits, and masked (−inf) classes, still give a finite scale ≥ γ."""
+    scaler = EntropyScaler(gamma=2.0, normalizer="ed-dpm" if compat else "log-k")
+    big = torch.zeros(2, 10, dtype=dtype)
+    big[:, 0] = 1e4
+    masked = torch.tensor([[3.0, 0.0, -float("inf")], [0.0, -float("inf"), -float("inf")]], dtype=dtype)
+    for logits in (big, masked):
+        s = scaler(_state(logits))
+        assert torch.isfinite(s).all() and (s >= 2.0).all(), (logits, s)
+    if not compat:  # log K = log 3; the second row is one-hot
+        full = EntropyScaler(gamma=2.0)(_state(torch.tensor([[3.0, 0.0, -30.0]], dtype=torch.float64)))
+        torch.testing.assert_close(scaler(_state(masked))[0].double(), full[0], rtol=1e-3, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_ect_with_masked_or_saturated_logits_is_finite(dtype):
+    logits = torch.tensor([[0.0, -float("inf"), -float("inf")], [60000.0, -60000.0, 0.0], [1.0, 0.0, -float("inf")]],
+                          dtype=dtype).requires_grad_(True)
+    y = torch.tensor([0, 0, 1])
+    ect = EntropyConstraintLoss(eta=0.2, reduction="none")(logits, y)
+    ce = gk.create("loss", "ce", reduction="none")(logits, y)
+    assert torch.isfinite(ect).all() and (ect >= ce - 1e-3).all(), ect
+    (grad,) = torch.autograd.grad(ect.sum(), logits)
+    assert torch.isfinite(grad).all(), grad
