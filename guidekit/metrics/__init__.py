@@ -83,6 +83,8 @@ def extract_features(
     from guidekit.io import NpzBatch
     from guidekit.progress import progress
 
+    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+        raise InvalidParameterError(f"batch_size must be a positive integer, got {batch_size!r}")
     if isinstance(batch, NpzBatch):
         total, chunks = batch.num_images, batch.iter_images(batch_size)
     else:
@@ -126,7 +128,8 @@ def evaluate(
     ``extractor`` is an object with ``extract(images) -> {"pool", "spatial", "logits"}``, or the name of an
     ``"extractor"`` component, built with ``path=extractor_path`` and ``device`` (the device precision and
     recall are computed on, too). Precision and recall
-    are ``None`` (with a warning) when the reference has no ``arr_0`` images. ``splits`` is capped at the
+    are ``None`` (with a warning) when the reference has no ``arr_0`` images, and so is ``sfid`` when it has
+    neither images nor ``mu_s``/``sigma_s``. ``splits`` is capped at the
     number of samples (the reference uses 5,000-sample splits: ``splits=10`` for 50,000 samples).
     """
     from guidekit.io import NpzBatch, load_batch
@@ -147,27 +150,45 @@ def evaluate(
     if sample_batch.num_images < 2:
         raise InvalidParameterError("the sample batch needs at least 2 images for a covariance")
     name = str(getattr(extractor, "name", type(extractor).__name__))
+    ref_name, ref_images = str(ref_batch.path), ref_batch.num_images
+    if ref_images < 2 and (ref_batch.mu is None or (ref_images and ref_batch.mu_s is None)):
+        raise InvalidParameterError(
+            f"the reference batch {ref_name!r} has {ref_images} image(s) and no precomputed "
+            f"{'mu/sigma' if ref_batch.mu is None else 'mu_s/sigma_s'}; its statistics need at least 2 images"
+        )
+    if ref_images:  # precision/recall: each point's k-th neighbour, itself counted as the 0-th
+        for which, path, count in (("reference", ref_name, ref_images),
+                                   ("sample", str(sample_batch.path), sample_batch.num_images)):
+            if isinstance(k, (int, np.integer)) and count < k + 1:
+                raise InvalidParameterError(
+                    f"precision/recall with k={k} needs at least {k + 1} images in each batch, but the {which} "
+                    f"batch {path!r} has {count}; lower k (--k) or use more images"
+                )
 
     sample_feats = extract_features(sample_batch, extractor, batch_size=batch_size,
                                     desc="features (samples)", show_progress=show_progress)
     ref_feats = None
-    if ref_batch.has_images:
+    if ref_images:
         ref_feats = extract_features(ref_batch, extractor, batch_size=batch_size, desc="features (reference)",
                                      show_progress=show_progress, keep_probs=False)
 
-    def ref_stats(mu: np.ndarray | None, sigma: np.ndarray | None, which: str) -> tuple[np.ndarray, np.ndarray]:
+    def ref_stats(mu: np.ndarray | None, sigma: np.ndarray | None, which: str) -> tuple[np.ndarray, np.ndarray] | None:
         if mu is not None and sigma is not None:
             return mu, sigma
-        if ref_feats is None:
-            raise InvalidParameterError(f"{str(ref_batch.path)!r} has neither 'arr_0' images nor {which} statistics")
+        if ref_feats is None:  # only mu_s/sigma_s can be missing here: the batch has mu/sigma or images
+            warnings.warn(f"{ref_name!r} has neither 'arr_0' images nor {which} statistics: sfid is not computed",
+                          RuntimeWarning, stacklevel=3)
+            return None
         stats = ref_feats.pool_stats if which == "pool" else ref_feats.spatial_stats
         return stats.mean, stats.cov
 
-    mu, sigma = ref_stats(ref_batch.mu, ref_batch.sigma, "pool")
-    mu_s, sigma_s = ref_stats(ref_batch.mu_s, ref_batch.sigma_s, "spatial")
+    pool_ref = ref_stats(ref_batch.mu, ref_batch.sigma, "pool")
+    spatial_ref = ref_stats(ref_batch.mu_s, ref_batch.sigma_s, "spatial (mu_s/sigma_s)")
+    assert pool_ref is not None  # NpzBatch guarantees arr_0 or mu/sigma
     result: dict[str, float | None] = {
-        "fid": _fd("pool (mu/sigma)", mu, sigma, sample_feats.pool_stats, name),
-        "sfid": _fd("spatial (mu_s/sigma_s)", mu_s, sigma_s, sample_feats.spatial_stats, name),
+        "fid": _fd("pool (mu/sigma)", *pool_ref, sample_feats.pool_stats, name),
+        "sfid": None if spatial_ref is None else _fd("spatial (mu_s/sigma_s)", *spatial_ref,
+                                                     sample_feats.spatial_stats, name),
         "inception_score": inception_score(sample_feats.probs, splits=min(splits, sample_batch.num_images)),
         "precision": None,
         "recall": None,

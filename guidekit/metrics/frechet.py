@@ -52,6 +52,8 @@ def _check_inputs(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> tuple[np.ndar
             f"come from the same feature extractor and layer."
         )
     d = m1.shape[0]
+    if d == 0:
+        raise InvalidParameterError("mu1 and mu2 are empty (dimension 0); pass statistics of at least one feature")
     for name, s in (("sigma1", s1), ("sigma2", s2)):
         if s.shape != (d, d):
             raise InvalidParameterError(

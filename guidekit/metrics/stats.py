@@ -21,8 +21,8 @@ def _as_batch(batch: Any) -> np.ndarray:
     x = np.asarray(batch, dtype=np.float64)
     if x.ndim == 1:
         x = x[None, :]
-    if x.ndim != 2:
-        raise InvalidParameterError(f"a feature batch must have shape (B, D), got {x.shape}")
+    if x.ndim != 2 or x.shape[1] == 0:
+        raise InvalidParameterError(f"a feature batch must have shape (B, D) with D >= 1, got {x.shape}")
     if not np.all(np.isfinite(x)):
         raise InvalidParameterError("the feature batch contains NaN or inf")
     return x

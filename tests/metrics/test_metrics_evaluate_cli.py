@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from guidekit.errors import InvalidParameterError
 from guidekit.io import load_batch, write_reference_batch, write_sample_batch
 from guidekit.metrics import METRIC_NAMES, evaluate, extract_features, frechet_distance
 from guidekit.metrics.cli import main
@@ -143,3 +144,53 @@ def test_progress_helper():
         bar.update(2)
         bar.update(2)
     assert "manual: 4/4" in stream.getvalue() and stream.getvalue().count("\n") == 1
+
+
+def test_reference_with_only_mu_sigma_gives_fid(batches, digits_extractor_path, tmp_path):
+    """mu/sigma alone is a valid reference batch: FID is computed; sFID, precision and recall are None."""
+    from guidekit.extractors.small import SmallCNN
+
+    model = SmallCNN.load(digits_extractor_path)
+    feats = extract_features(load_batch(batches["ref"]), model, show_progress=False)
+    ref = write_reference_batch(tmp_path / "mu_only.npz", mu=feats.pool_stats.mean, sigma=feats.pool_stats.cov)
+    with pytest.warns(RuntimeWarning) as record:
+        result = evaluate(ref, batches["real"], model, show_progress=False)
+    messages = " | ".join(str(w.message) for w in record)
+    assert "sfid is not computed" in messages and "precision and recall are not computed" in messages
+    full = evaluate(batches["ref"], batches["real"], model, show_progress=False)
+    assert result["fid"] == pytest.approx(full["fid"], rel=1e-6)
+    assert result["sfid"] is None and result["precision"] is None and result["recall"] is None
+    assert result["inception_score"] == pytest.approx(full["inception_score"])
+
+
+@pytest.mark.parametrize(("ref_count", "sample_count", "match"), [
+    (0, 100, "reference batch .* has 0 image"),
+    (1, 100, "reference batch .* has 1 image"),
+    (3, 100, "k=3 needs at least 4 images in each batch, but the reference batch"),
+    (100, 3, "k=3 needs at least 4 images in each batch, but the sample batch"),
+])
+def test_too_small_batches_are_named(digits, tmp_path, ref_count, sample_count, match):
+    """Too few images fail before any feature extraction, naming the batch (not FeatureStats internals)."""
+    images, labels = digits
+    ref = write_reference_batch(tmp_path / "ref.npz", images[:ref_count])
+    samples = write_sample_batch(tmp_path / "s.npz", images[:sample_count], labels[:sample_count])
+
+    class NeverCalled:
+        name = "never-called"
+
+        def extract(self, images):
+            raise AssertionError("the batch sizes are checked before extracting features")
+
+    with pytest.raises(InvalidParameterError, match=match):
+        evaluate(ref, samples, NeverCalled(), show_progress=False)
+
+
+def test_bad_batch_size_device_and_out_are_reported(batches, digits_extractor_path, tmp_path, capsys):
+    with pytest.raises(InvalidParameterError, match="batch_size must be a positive integer"):
+        extract_features(np.zeros((2, 8, 8, 1), np.uint8), object(), batch_size=0)
+    argv = ["--ref", str(batches["small_ref"]), "--samples", str(batches["small"]), "--extractor", "small-cnn",
+            "--extractor-path", str(digits_extractor_path), "--no-progress"]
+    assert main([*argv, "--device", "tpu"]) == 2
+    assert "--device 'tpu' is not a torch device" in capsys.readouterr().err
+    assert main([*argv, "--out", str(tmp_path)]) == 2  # checked before the evaluation, not after it
+    assert "is a folder" in capsys.readouterr().err

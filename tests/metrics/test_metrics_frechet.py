@@ -101,6 +101,7 @@ def test_nonsingular_product_does_not_warn():
         ((np.zeros(3), np.eye(3), np.zeros(3), np.ones((3, 2))), r"sigma2 must have shape \(3, 3\)"),
         ((np.zeros((2, 3)), np.eye(3), np.zeros(3), np.eye(3)), "mu1 must be a vector"),
         ((np.array([0.0, np.nan]), np.eye(2), np.zeros(2), np.eye(2)), "mu1 contains NaN"),
+        ((np.zeros(0), np.zeros((0, 0)), np.zeros(0), np.zeros((0, 0))), "empty"),
     ],
 )
 def test_shape_and_value_errors_are_clear(args, match):

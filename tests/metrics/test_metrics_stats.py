@@ -71,3 +71,11 @@ def test_errors_are_clear():
         stats.update(np.full((2, 3), np.nan))
     with pytest.raises(InvalidParameterError, match="FeatureStats"):
         stats.merge(np.zeros(3))
+
+
+def test_zero_width_features_are_rejected():
+    """A 1-d empty array would otherwise become one 0-dimensional feature vector (dim 0, count 1)."""
+    stats = FeatureStats()
+    with pytest.raises(InvalidParameterError, match=r"D >= 1"):
+        stats.update(np.zeros(0))
+    assert stats.count == 0 and stats.dim is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import pickle
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,8 +28,16 @@ def _listing(title: str, items: list[str]) -> str:
     return f"  {title} ({len(items)}):\n" + "\n".join(f"    {item}" for item in shown) + more
 
 
+#: the key prefix ``torch.nn.parallel.DistributedDataParallel`` (and ``DataParallel``) adds when saved whole
+DDP_PREFIX = "module."
+
+
 def read_state_dict(path: str | Path, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-    """Read a ``.pt``/``.pth`` (``torch.load``, ``weights_only=True``) or ``.safetensors`` file."""
+    """Read a ``.pt``/``.pth`` (``torch.load``, ``weights_only=True``) or ``.safetensors`` file.
+
+    A ``{"state_dict": ...}`` wrapper is unwrapped, and a ``module.`` prefix on every key (a
+    DistributedDataParallel model saved whole) is removed.
+    """
     path = Path(path)
     if path.suffix == ".safetensors":
         try:
@@ -36,13 +46,26 @@ def read_state_dict(path: str | Path, device: torch.device | str = "cpu") -> dic
             raise ImportError(
                 f"reading {path.name} needs the safetensors package: pip install guidekit-adm[safetensors]"
             ) from None
-        state = load_file(str(path), device=str(device))
+        reader = functools.partial(load_file, str(path), device=str(device))
     else:
-        state = torch.load(path, map_location=device, weights_only=True)
+        reader = functools.partial(torch.load, path, map_location=device, weights_only=True)
+    try:
+        state = reader()
+    except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file, whatever the reader raises
+        if isinstance(exc, pickle.UnpicklingError):  # torch's text suggests weights_only=False: not offered here
+            why = "torch.load(weights_only=True) refused it: the file is corrupt or pickles objects besides tensors"
+        else:
+            why = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}"
+        raise CheckpointMismatchError(
+            f"cannot read {path} ({why}); expected a state dict saved with "
+            "torch.save(model.state_dict(), path), or a .safetensors file"
+        ) from exc
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointMismatchError(f"{path} does not hold a flat state dict of tensors")
+    if state and all(isinstance(k, str) and k.startswith(DDP_PREFIX) for k in state):
+        state = {k[len(DDP_PREFIX):]: v for k, v in state.items()}
     return dict(state)
 
 
@@ -76,7 +99,7 @@ def check_compatible(model: nn.Module, state: Mapping[str, torch.Tensor], source
     for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched)):
         if items:
             parts.append(_listing(title, items))
-    parts.append(f"  hint: {describe_matches(found)}; pass that name to load_checkpoint.")
+    parts.append(f"  hint: {describe_matches(found)}.")
     raise CheckpointMismatchError("\n".join(parts))
 
 

@@ -91,7 +91,13 @@ def _device(name: str) -> torch.device:
         if not torch.cuda.is_available():
             return torch.device("cpu")
         return torch.device(f"cuda:{os.environ['LOCAL_RANK']}" if "LOCAL_RANK" in os.environ else "cuda")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InvalidParameterError(f"--device {name!r} is not a torch device; use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidParameterError(f"--device {name}: CUDA is not available here; use --device cpu (or auto)")
+    return device
 
 
 def _shard_range(args: argparse.Namespace) -> tuple[int, int, int, int]:
@@ -127,10 +133,22 @@ def _scaler_params(pairs: list[str]) -> dict[str, Any]:
     return params
 
 
-def _labels(spec: str | None, start: int, count: int) -> torch.Tensor | None:
+def _parse_classes(spec: str | None) -> list[int] | None:
+    """``--classes`` as a list of ints (None when not given)."""
     if not spec:
         return None
-    classes = [int(c) for c in spec.split(",") if c.strip()]
+    try:
+        classes = [int(c) for c in spec.split(",") if c.strip()]
+    except ValueError:
+        raise InvalidParameterError(f"--classes must be comma-separated integer labels such as 1,7,42; got {spec!r}") from None
+    if not classes:
+        raise InvalidParameterError(f"--classes {spec!r} names no label; give e.g. --classes 1,7,42 or leave it out")
+    return classes
+
+
+def _labels(classes: list[int] | None, start: int, count: int) -> torch.Tensor | None:
+    if classes is None:
+        return None
     return torch.tensor([classes[(start + i) % len(classes)] for i in range(count)], dtype=torch.int64)
 
 
@@ -144,6 +162,9 @@ def run_sample(args: argparse.Namespace) -> int:
     if (args.classifier is None) != (args.classifier_path is None):
         raise InvalidParameterError("--classifier and --classifier-path go together")
     scaler_params = _scaler_params(args.scaler_param)
+    classes = _parse_classes(args.classes)
+    if args.out.exists() and not args.out.is_dir():
+        raise InvalidParameterError(f"--out {str(args.out)!r} is a file; give a folder (it is created if missing)")
     num_shards, shard_index, first, end = _shard_range(args)
     device = _device(args.device)
     config = _model_config(args.model, args.class_cond)
@@ -193,7 +214,7 @@ def run_sample(args: argparse.Namespace) -> int:
             count = min(args.batch_size, end - start)
             x0, y = gk.sample(
                 model, diffusion, (count, channels, size, size), sampler=sampler, guidance=guidance,
-                y=_labels(args.classes, start, count), num_classes=num_classes, seed=args.seed, sample_offset=start,
+                y=_labels(classes, start, count), num_classes=num_classes, seed=args.seed, sample_offset=start,
                 clip_denoised=args.clip_denoised, progress=args.progress, device=device, return_labels=True,
             )
             images = to_uint8(x0.cpu())

@@ -327,6 +327,10 @@ def parse_flags(
     else:
         kwargs, fp16 = _classifier_kwargs(args, flavor), args["classifier_use_fp16"]
     merged = {**DIFFUSION_DEFAULTS, **extra, **args}
+    if merged["noise_schedule"] not in ("linear", "cosine"):
+        raise FlagError(f"--noise_schedule must be linear or cosine, got {merged['noise_schedule']!r}")
+    if merged["diffusion_steps"] < 1:
+        raise FlagError(f"--diffusion_steps must be at least 1, got {merged['diffusion_steps']}")
     diffusion = DiffusionSettings(
         steps=merged["diffusion_steps"],
         schedule=merged["noise_schedule"],

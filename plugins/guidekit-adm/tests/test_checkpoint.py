@@ -160,3 +160,35 @@ def test_load_fp16_policy(tmp_path):
     model = adm.load_checkpoint(TINY_FLAGS, path, use_fp16=True)
     assert model.input_blocks[0][0].weight.dtype == torch.float16
     assert model.time_embed[0].weight.dtype == torch.float32 and model.out[2].weight.dtype == torch.float32
+
+
+def test_ddp_module_prefix_is_removed(tmp_path):
+    """A DistributedDataParallel model saved whole has 'module.' on every key; it loads like the plain file."""
+    state = _tiny_state(2)
+    path = tmp_path / "ddp.pt"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, path)
+    model = adm.load_checkpoint(TINY_FLAGS, path)
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, state[key], atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["corrupt.pt", "corrupt.safetensors", "objects.pt"])
+def test_unreadable_file_raises_checkpoint_error(tmp_path, name):
+    import argparse
+
+    import guidekit.errors
+
+    path = tmp_path / name
+    if name == "objects.pt":  # a training checkpoint that pickles more than tensors
+        torch.save({"model": _tiny_state(), "args": argparse.Namespace(lr=1e-4)}, path)
+    else:
+        path.write_bytes(b"\x00 not a checkpoint")
+    with pytest.raises(guidekit.errors.CheckpointError, match=f"cannot read .*{name}.*torch.save\\(model.state_dict"):
+        adm.load_checkpoint(TINY_FLAGS, path)
+
+
+def test_a_file_of_no_known_architecture_says_so():
+    from guidekit_adm.matching import describe_matches
+
+    msg = describe_matches({"foo.weight": (3, 3)})
+    assert "matches no released ADM architecture" in msg and "%" not in msg

@@ -155,6 +155,14 @@ def test_flag_parser_details():
         adm.parse_flags("--class_cond")
 
 
+@pytest.mark.parametrize(("flags", "match"), [("--noise_schedule foo", "--noise_schedule must be linear or cosine"),
+                                              ("--diffusion_steps 0", "--diffusion_steps must be at least 1")])
+def test_bad_diffusion_flags_raise_flag_error(flags, match):
+    """Diffusion flags are checked like the others: a FlagError naming the flag, not attrs' raw ValueError."""
+    with pytest.raises(adm.FlagError, match=match):
+        adm.parse_flags(flags)
+
+
 def test_overrides_and_bad_overrides():
     model = adm.create_model("64x64_classifier", device="meta", out_channels=10)
     assert model.out.state_dict()["2.c_proj.weight"].shape == (10, 512, 1)

@@ -165,3 +165,26 @@ def test_guidekit_sample_cli_missing_checkpoint(tmp_path, capsys):
     assert code == 1
     err = capsys.readouterr().err
     assert "missing.pt" in err and "64x64_diffusion.pt" in err
+
+
+
+_NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+
+
+@pytest.mark.parametrize(("model_flags", "extra", "message"), [
+    ("", ["--classes", "cat,dog"], "--classes must be comma-separated integer labels"),
+    ("", ["--classes", ","], "names no label"),
+    ("", ["--device", "tpu"], "is not a torch device"),
+    pytest.param("", ["--device", "cuda"], "CUDA is not available", marks=_NO_CUDA),
+    (" --noise_schedule quadratic", [], "--noise_schedule must be linear or cosine"),
+    ("", ["--out", "MODEL_FILE"], "is a file; give a folder"),
+])
+def test_guidekit_sample_cli_reports_bad_arguments(tmp_path, capsys, model_flags, extra, message):
+    """Bad --classes, --device, --out and diffusion flags exit with status 1 and a message, not a traceback."""
+    path = tmp_path / "unet.pt"
+    torch.save(adm.create_model(UNET_FLAGS).state_dict(), path)
+    argv = ["sample", f"--model={UNET_FLAGS}{model_flags}", "--model-path", str(path), "--out", str(tmp_path / "o"),
+            "--num-samples", "1", "--respacing", "ddim2", "--no-progress", "--device", "cpu",
+            *(str(path) if arg == "MODEL_FILE" else arg for arg in extra)]  # argparse: the last --device/--out wins
+    assert main(argv) == 1
+    assert message in capsys.readouterr().err
