@@ -34,7 +34,7 @@ class GuidanceTrace:
         s = g.state
         self.records["entropy"].append(s.entropy.tolist())
         self.records["prob_of_label"].append(s.prob_of_label.tolist())
-        self.records["grad_norm"].append(s.grad.flatten(1).double().norm(dim=1).tolist())
+        self.records["grad_norm"].append(s.grad_norm.tolist())
         self.records["scale"].append(g.scale.double().tolist())
         self.records["guided_norm"].append(g.grad.flatten(1).double().norm(dim=1).tolist())
 

@@ -15,7 +15,7 @@ import torch
 
 from .diffusion import GaussianDiffusion
 from .errors import InvalidParameterError
-from .guidance import check_labels
+from .guidance import check_labels, entropy_from_log_probs
 from .progress import progress as progress_bar
 from .registry import create
 
@@ -86,7 +86,7 @@ def train_classifier(
             lp = torch.log_softmax(logits.detach().double(), -1)
             sums["loss"] += loss.item()
             sums["accuracy"] += (logits.argmax(-1) == y).float().mean().item()
-            sums["entropy"] += (-(lp.exp() * lp.clamp_min(-1e300)).sum(-1)).mean().item()
+            sums["entropy"] += entropy_from_log_probs(lp).mean().item()
         count += 1
         if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
             record = {"step": step + 1, **{k: v / count for k, v in sums.items()}}

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from guidekit.devices import resolve_device
 from guidekit.errors import GuidekitError
 
 
@@ -64,17 +65,6 @@ def _extractor(args: argparse.Namespace) -> Any:
     return create("extractor", args.extractor, **params)
 
 
-def _check_device(name: str) -> None:
-    import torch
-
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise GuidekitError(f"--device {name!r} is not a torch device; use cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise GuidekitError(f"--device {name}: CUDA is not available here; use --device cpu")
-
-
 def format_table(results: dict[str, Any]) -> str:
     """A two-column text table of the five metrics."""
     from guidekit.metrics import METRIC_NAMES
@@ -100,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
                 raise FileNotFoundError(f"{flag} {path}: no such file; give an ADM-layout .npz (arr_0 uint8 NHWC)")
         if args.out and Path(args.out).is_dir():  # checked now, not after a long evaluation
             raise GuidekitError(f"--out {args.out} is a folder; give the path of the JSON file to write")
-        _check_device(args.device)
+        resolve_device(args.device)
         extractor = _extractor(args)
         results: dict[str, Any] = evaluate(
             args.ref, args.samples, extractor, device=args.device, batch_size=args.batch_size, splits=args.splits,

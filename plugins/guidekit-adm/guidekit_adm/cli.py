@@ -33,6 +33,7 @@ from typing import Any
 import attrs
 import torch
 
+from guidekit.devices import resolve_device
 from guidekit.errors import InvalidParameterError
 
 from .checkpoint import load_checkpoint
@@ -84,20 +85,6 @@ def add_sample_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     p.set_defaults(func=run_sample)
     return p
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        if not torch.cuda.is_available():
-            return torch.device("cpu")
-        return torch.device(f"cuda:{os.environ['LOCAL_RANK']}" if "LOCAL_RANK" in os.environ else "cuda")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InvalidParameterError(f"--device {name!r} is not a torch device; use cpu, cuda, cuda:N or auto") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidParameterError(f"--device {name}: CUDA is not available here; use --device cpu (or auto)")
-    return device
 
 
 def _shard_range(args: argparse.Namespace) -> tuple[int, int, int, int]:
@@ -166,7 +153,7 @@ def run_sample(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise InvalidParameterError(f"--out {str(args.out)!r} is a file; give a folder (it is created if missing)")
     num_shards, shard_index, first, end = _shard_range(args)
-    device = _device(args.device)
+    device = resolve_device(args.device)
     config = _model_config(args.model, args.class_cond)
     if config.kind != "unet":
         raise InvalidParameterError(

@@ -1,0 +1,24 @@
+"""Turning a ``--device`` string into a torch device, with errors that say what to pass."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from .errors import InvalidParameterError
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA if present, ``cuda:$LOCAL_RANK`` under torchrun, else CPU), or any torch device string."""
+    if name == "auto":
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        return torch.device(f"cuda:{os.environ['LOCAL_RANK']}" if "LOCAL_RANK" in os.environ else "cuda")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InvalidParameterError(f"--device {name!r} is not a torch device; use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidParameterError(f"--device {name}: CUDA is not available here; use --device cpu (or auto)")
+    return device
