@@ -9,8 +9,11 @@ import torch
 from .errors import InvalidParameterError
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` (CUDA if present, ``cuda:$LOCAL_RANK`` under torchrun, else CPU), or any torch device string."""
+def resolve_device(name: str, what: str = "--device") -> torch.device:
+    """``auto`` (CUDA if present, ``cuda:$LOCAL_RANK`` under torchrun, else CPU), or any torch device string.
+
+    ``what`` names the option or argument in error messages.
+    """
     if name == "auto":
         if not torch.cuda.is_available():
             return torch.device("cpu")
@@ -18,7 +21,7 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise InvalidParameterError(f"--device {name!r} is not a torch device; use cpu, cuda, cuda:N or auto") from None
+        raise InvalidParameterError(f"{what} {name!r} is not a torch device; use cpu, cuda, cuda:N or auto") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidParameterError(f"--device {name}: CUDA is not available here; use --device cpu (or auto)")
+        raise InvalidParameterError(f"{what} {name}: CUDA is not available here; use {what} cpu (or auto)")
     return device

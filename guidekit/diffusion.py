@@ -6,7 +6,9 @@ to float32 before use, as the reference does, so one-step results match it to ab
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import attrs
 import numpy as np
@@ -63,12 +65,54 @@ class GaussianDiffusion:
     @classmethod
     def create(cls, **kwargs) -> GaussianDiffusion:
         """``GaussianDiffusion.create(steps=1000, schedule="linear", learn_sigma=True, respacing="ddim25")``."""
+        from .registry import reason
+
+        if isinstance(kwargs.get("respacing"), int) and not isinstance(kwargs["respacing"], bool):
+            kwargs["respacing"] = str(kwargs["respacing"])  # respacing=25 means "25"
         try:
             return cls(DiffusionConfig(**kwargs))
         except (TypeError, ValueError) as exc:
             if isinstance(exc, InvalidParameterError):
                 raise
-            raise InvalidParameterError(f"bad diffusion settings {kwargs}: {exc}") from exc
+            raise InvalidParameterError(f"bad diffusion settings {kwargs}: {reason(exc)}") from exc
+
+    @classmethod
+    def from_model(cls, model: Any, respacing: str = "") -> GaussianDiffusion:
+        """The process ``model`` was trained with, read from its ``card["diffusion"]`` (kwargs of :meth:`create`).
+
+        Networks from ``guidekit_adm.load_checkpoint``/``create_model`` and bundled models carry such a
+        card, so the schedule cannot be picked wrongly; ``respacing`` ("" = all steps) is the only choice left.
+        """
+        return cls._from_card(getattr(model, "card", None), type(model).__name__, respacing)
+
+    @classmethod
+    def from_release(cls, name: str, respacing: str = "") -> GaussianDiffusion:
+        """The process of the registered network ``name`` (e.g. ``"256x256_diffusion_uncond"``), see :meth:`from_model`.
+
+        Reads the component factory's ``card`` when it has one, else builds the network (on the
+        ``meta`` device when its factory accepts ``device``) and reads the built network's card.
+        """
+        from .registry import default_registry
+
+        factory = default_registry().get("network", name).factory
+        card = getattr(factory, "card", None)
+        if card is None:
+            try:
+                accepts_device = "device" in inspect.signature(factory).parameters
+            except (TypeError, ValueError):
+                accepts_device = False
+            card = getattr(factory(device="meta") if accepts_device else factory(), "card", None)
+        return cls._from_card(card, f"network {name!r}", respacing)
+
+    @classmethod
+    def _from_card(cls, card: Any, what: str, respacing: str) -> GaussianDiffusion:
+        settings = card.get("diffusion") if isinstance(card, Mapping) else None
+        if not isinstance(settings, Mapping):
+            raise InvalidParameterError(
+                f"{what} carries no card['diffusion'] naming the process it was trained with; use "
+                "GaussianDiffusion.create(steps=..., schedule=..., learn_sigma=...) with its training settings"
+            )
+        return cls.create(**{**settings, "respacing": respacing})
 
     def _set_schedule(self, betas: np.ndarray) -> None:
         alphas = 1.0 - betas

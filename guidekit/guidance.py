@@ -109,6 +109,38 @@ def check_labels(y: torch.Tensor, batch: int, num_classes: int | None, what: str
     return y.long()
 
 
+def check_scale(value: Any, scaler: Any, state: GuidanceState) -> torch.Tensor:
+    """A scaler's output as a real (B,) tensor that is finite and, unless the scaler sets
+    ``allows_negative = True``, non-negative (a negative scale guides away from y)."""
+    name = f"scaler {scaler!r}"
+    if value is None:
+        raise InvalidParameterError(f"{name} returned None; it must return a (B,) tensor of scales (did it forget `return`?)")
+    try:
+        s = torch.as_tensor(value, device=state.logits.device)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise InvalidParameterError(f"{name} returned {type(value).__name__}, not a (B,) tensor of scales ({exc})") from None
+    if s.is_complex():
+        raise InvalidParameterError(f"{name} returned a {s.dtype} tensor; scales must be real numbers")
+    if s.ndim == 0:
+        s = s.expand(state.batch_size)
+    if s.shape != (state.batch_size,):
+        raise InvalidParameterError(f"{name} returned shape {tuple(s.shape)}, expected ({state.batch_size},)")
+    s = s if s.is_floating_point() else s.float()  # integer or boolean scales
+    bad = ~torch.isfinite(s)
+    if bool(bad.any()):
+        raise NonFiniteError(
+            f"{name} returned a non-finite scale for samples {torch.nonzero(bad).flatten().tolist()} at "
+            f"t={state.timesteps.tolist()}; set a floor or max_scale"
+        )
+    if not getattr(scaler, "allows_negative", False) and bool((s < 0).any()):
+        raise InvalidParameterError(
+            f"{name} returned negative scales {s[s < 0].tolist()[:8]} at t={state.timesteps.tolist()}: a negative scale "
+            "pushes samples away from their label. Return scales >= 0, or give the scaler the class attribute "
+            "allows_negative = True if that is intended"
+        )
+    return s
+
+
 class ClassifierGuidance:
     """Guidance from a noise-aware classifier ``classifier(x_t, t) -> logits (B, K)``.
 
@@ -133,12 +165,7 @@ class ClassifierGuidance:
         return f"ClassifierGuidance(classifier={type(self.classifier).__name__}, scaler={self.scaler!r})"
 
     def _scale(self, state: GuidanceState) -> torch.Tensor:
-        s = torch.as_tensor(self.scaler(state), device=state.logits.device)
-        if s.ndim == 0:
-            s = s.expand(state.batch_size)
-        if s.shape != (state.batch_size,):
-            raise InvalidParameterError(f"scaler {self.scaler!r} returned shape {tuple(s.shape)}, expected ({state.batch_size},)")
-        return s
+        return check_scale(self.scaler(state), self.scaler, state)
 
     def __call__(
         self,
@@ -176,10 +203,5 @@ class ClassifierGuidance:
         state = attrs.evolve(state, grad=grad)
         if scale is None:
             scale = self._scale(state)
-        if not bool(torch.isfinite(scale).all()):
-            raise NonFiniteError(
-                f"scaler {self.scaler!r} returned a non-finite scale for samples "
-                f"{torch.nonzero(~torch.isfinite(scale)).flatten().tolist()} at t={t.tolist()}; set a floor or max_scale"
-            )
         scale = scale.to(grad.dtype)
         return GuidanceResult(grad=scale.view(-1, *([1] * (grad.ndim - 1))) * grad, scale=scale, state=state)

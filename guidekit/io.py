@@ -43,14 +43,28 @@ class BatchFileError(GuidekitError, ValueError):
 # --------------------------------------------------------------------------------------------
 # writing
 # --------------------------------------------------------------------------------------------
+def _umask() -> int:
+    """The process umask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary file beside ``path``; on success fsync it and ``os.replace`` it onto ``path``."""
+    """Open a temporary file beside ``path``; on success fsync it and ``os.replace`` it onto ``path``.
+
+    The file gets the permissions a plain ``open`` would give it (0666 less the umask), not the
+    0600 of a temporary file; on any error or Ctrl-C the temporary file is removed.
+    """
     target = Path(path)
+    if target.is_dir():
+        raise IsADirectoryError(21, "is a folder; give the path of a file to write", str(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, mode) as fh:
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
@@ -93,10 +107,16 @@ def to_uint8(x: torch.Tensor | np.ndarray) -> torch.Tensor:
 
 def _images_uint8_nhwc(images: Any, what: str = "images") -> np.ndarray:
     """uint8 NHWC stays as it is; floating point is model output (NCHW in [-1, 1]) → :func:`to_uint8`."""
+    if isinstance(images, np.ndarray) and np.issubdtype(images.dtype, np.floating):
+        images = torch.from_numpy(images)
     if isinstance(images, torch.Tensor) and images.is_floating_point():
+        if images.ndim == 4 and images.shape[1] not in (1, 3, 4):
+            raise InvalidParameterError(
+                f"floating-point {what} must be model output N×C×H×W in [-1, 1], got shape {tuple(images.shape)}"
+                + (" (that looks like N×H×W×C: pass x.permute(0, 3, 1, 2), or uint8 N×H×W×C)"
+                   if images.shape[-1] in (1, 3, 4) else "")
+            )
         images = to_uint8(images)
-    elif isinstance(images, np.ndarray) and np.issubdtype(images.dtype, np.floating):
-        images = to_uint8(torch.from_numpy(images))
     arr = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
     if arr.dtype != np.uint8:
         raise InvalidParameterError(
@@ -540,6 +560,8 @@ def save_grid(
     path: str | os.PathLike[str], x: Any, nrow: int | None = None, padding: int = 2, pad_value: int = 0
 ) -> Path:
     """Write images as one PNG grid, atomically. ``x``: uint8 NHWC, or model output NCHW in [-1, 1]."""
+    if Path(path).suffix.lower() != ".png":
+        raise InvalidParameterError(f"save_grid writes PNG; give a path ending in .png, not {str(path)!r}")
     data = encode_png(make_grid(x, nrow=nrow, padding=padding, pad_value=pad_value))
     with atomic_write(path) as fh:
         fh.write(data)

@@ -3,6 +3,8 @@
 Loading is lazy: nothing here runs until a registry is first asked for a component.
 A plugin that fails to import is reported (distribution and exception) and skipped;
 with strict mode (``GUIDEKIT_STRICT_PLUGINS=1`` or ``PluginManager(strict=True)``) it is fatal.
+Local modules named in ``GUIDEKIT_PLUGINS=mod1,mod2`` (or ``guidekit --plugin MODULE``) are
+imported after the installed plugins; one that cannot be imported is an error.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
+import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -69,6 +72,9 @@ class PluginManager:
         if self.use_entry_points:
             for dist_name, ep in _entry_points():
                 self._load_entry_point(dist_name, ep)
+            env_modules = _modules_from_env()
+            if env_modules:
+                self.import_modules(env_modules, "GUIDEKIT_PLUGINS")
 
     def _load_entry_point(self, dist_name: str, ep: importlib.metadata.EntryPoint) -> None:
         name = f"{dist_name}:{ep.name}"
@@ -96,15 +102,56 @@ class PluginManager:
         )
 
     def register(self, plugin: Any, *, name: str | None = None, distribution: str = "<runtime>") -> str:
-        """Register a plugin object or module; returns the name it is registered under."""
+        """Register a plugin object or module; returns the name it is registered under.
+
+        A hook implementation whose name is no hook specification (a misspelt ``guidekit_scaler``)
+        is an error naming the plugin, as pluggy's ``check_pending`` would report it.
+        """
         try:
             registered = self.pm.register(plugin, name=name)
         except pluggy.PluginValidationError as exc:
             raise PluginLoadError(f"plugin {name or plugin!r} from {distribution} is invalid: {exc}") from exc
         if registered is None:
             raise PluginLoadError(f"plugin {name or plugin!r} is already registered")
+        unknown = sorted(
+            caller.name for caller in self.pm.get_hookcallers(plugin) or []
+            if caller.spec is None
+            and any(impl.plugin is plugin and not impl.optionalhook for impl in caller.get_hookimpls())
+        )
+        if unknown:
+            self.pm.unregister(plugin)
+            raise PluginLoadError(f"plugin {registered!r} from {distribution} implements {_unknown_hooks(unknown)}")
         self.distribution_of[registered] = distribution
         return registered
+
+    def import_modules(self, modules: Sequence[str], source: str) -> None:
+        """Import local plugin modules (``--plugin``, ``$GUIDEKIT_PLUGINS``) and register their hooks.
+
+        Importing runs their ``@guidekit.register_*`` decorators; ``@hookimpl`` functions are
+        registered as for an installed plugin. The current folder is searched, as ``python -m`` does.
+        """
+        self.load()
+        if "" not in sys.path and os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        for module_name in modules:
+            module_name = module_name.strip()
+            if not module_name:
+                continue
+            label = f"{module_name} ({source})"
+            if module_name.endswith(".py") or os.sep in module_name:
+                raise PluginLoadError(
+                    f"{source} {module_name!r}: give a module name such as my_scalers (for my_scalers.py), "
+                    "not a file path; run from its folder or put the folder on PYTHONPATH"
+                )
+            try:
+                module = importlib.import_module(module_name)
+            except Exception as exc:  # noqa: BLE001 - reported with the module's name
+                raise PluginLoadError(
+                    f"{source} {module_name!r} could not be imported ({type(exc).__name__}: {exc}); it must be "
+                    "importable from the current folder or PYTHONPATH"
+                ) from exc
+            if not self.pm.is_registered(module):
+                self.register(module, name=label, distribution=label)
 
     def unregister(self, name: str) -> None:
         self.pm.unregister(name=name)
@@ -127,3 +174,20 @@ def _entry_points() -> Iterator[tuple[str, importlib.metadata.EntryPoint]]:
             continue
         seen.add((dist, ep.name))
         yield dist, ep
+
+
+def _unknown_hooks(names: list[str]) -> str:
+    """'guidekit_scaler', which is no guidekit hook (did you mean ...?) ..."""
+    import difflib
+
+    specs = sorted(n for n in dir(hookspecs) if n.startswith("guidekit_"))
+    parts = []
+    for name in names:
+        close = difflib.get_close_matches(name, specs, n=1)
+        parts.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return (f"{', '.join(parts)}, which {'is no guidekit hook' if len(parts) == 1 else 'are no guidekit hooks'}; "
+            f"the hooks are: {', '.join(specs)}")
+
+
+def _modules_from_env() -> list[str]:
+    return [m for m in os.environ.get("GUIDEKIT_PLUGINS", "").split(",") if m.strip()]

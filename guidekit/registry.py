@@ -91,6 +91,9 @@ class Registry:
         return sorted(self.table(kind))
 
     def get(self, kind: str, name: str) -> Component:
+        if not isinstance(name, str):
+            raise InvalidParameterError(f"a {kind} is named by a string such as {', '.join(map(repr, self.available(kind)[:3]))}; "
+                                        f"got {name!r}")
         table = self.table(kind)
         if name not in table:
             raise UnknownComponentError(self._unknown_message(kind, name, table))
@@ -124,7 +127,7 @@ class Registry:
         except (ValueError, TypeError) as exc:
             if isinstance(exc, InvalidParameterError):
                 raise
-            raise InvalidParameterError(f"{kind} {name!r} rejected its parameters {params}: {exc}") from exc
+            raise InvalidParameterError(f"{kind} {name!r} rejected its parameters {params}: {reason(exc)}") from exc
 
     # -- research-code registration -----------------------------------------------------------
     def add(self, kind: str, component: Component, *, replace: bool = False) -> None:
@@ -149,12 +152,25 @@ class Registry:
         """Register a plugin object (with ``@hookimpl`` functions) for the duration of a block."""
         self.manager.load()
         plugin_name = self.manager.register(plugin, name=name, distribution=name or f"<plugin {plugin!r}>")
+        if not self.manager.pm.get_hookcallers(plugin):
+            self.manager.unregister(plugin_name)
+            raise InvalidParameterError(
+                f"{plugin!r} implements no guidekit hook: give an object or module with @hookimpl functions such as "
+                "guidekit_scalers(), or register one component with @guidekit.register_scaler(name)"
+            )
         self.invalidate()
         try:
             yield plugin_name
         finally:
             self.manager.unregister(plugin_name)
             self.invalidate()
+
+
+def reason(exc: BaseException) -> str:
+    """The message of an exception; for an attrs validator's TypeError only its first, readable part."""
+    if len(exc.args) > 1 and isinstance(exc.args[0], str) and isinstance(exc.args[1], attrs.Attribute):
+        return exc.args[0]
+    return str(exc)
 
 
 def check_parameters(what: str, factory: Callable[..., Any], params: dict[str, Any]) -> None:

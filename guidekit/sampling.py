@@ -9,6 +9,7 @@ import attrs
 import numpy as np
 import torch
 
+from .devices import resolve_device
 from .diffusion import GaussianDiffusion
 from .errors import InvalidParameterError, LabelError, NonFiniteError
 from .guidance import ClassifierGuidance, GuidanceResult, check_labels
@@ -57,6 +58,23 @@ def _check_finite(x: torch.Tensor, what: str, step: int, t: int, offset: int) ->
         )
 
 
+def _check_arguments(model: Any, diffusion: Any, shape: Any, seed: Any, offset: Any, callback: Any) -> None:
+    """Named errors for arguments of :func:`sample` that would otherwise fail deep inside torch."""
+    if not callable(model):
+        raise InvalidParameterError(f"model must be callable as model(x_t, t), got {type(model).__name__}")
+    if not isinstance(diffusion, GaussianDiffusion):
+        raise InvalidParameterError(f"diffusion must be a GaussianDiffusion (GaussianDiffusion.from_model(model) or "
+                                    f".create(...)), got {diffusion!r}")
+    dims = tuple(shape) if isinstance(shape, (tuple, list, torch.Size)) else ()
+    if len(dims) < 2 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1 for n in dims):
+        raise InvalidParameterError(f"shape must be (B, C, ...) of positive integers, got {shape}")
+    for name, value in (("seed", seed), ("sample_offset", offset)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+            raise InvalidParameterError(f"{name} must be a non-negative integer, got {value!r}")
+    if callback is not None and not callable(callback):
+        raise InvalidParameterError(f"callback must be callable with a StepInfo, got {type(callback).__name__}")
+
+
 def sample(
     model: Callable[..., torch.Tensor],
     diffusion: GaussianDiffusion,
@@ -83,8 +101,7 @@ def sample(
     (seed, sample_offset + i), so it is the same whatever the batch size or number of processes.
     Labels not given are drawn per sample before x_T, as the reference scripts do.
     """
-    if len(shape) < 2:
-        raise InvalidParameterError(f"shape must be (B, C, ...), got {shape}")
+    _check_arguments(model, diffusion, shape, seed, sample_offset, callback)
     if isinstance(sampler, str):
         from .registry import create
 
@@ -95,7 +112,7 @@ def sample(
         params = getattr(model, "parameters", None)
         first = next(iter(params()), None) if callable(params) else None
         device = first.device if first is not None else torch.device("cpu")
-    device = torch.device(device)
+    device = resolve_device(device, what="device") if isinstance(device, str) else torch.device(device)
     batch = shape[0]
     class_cond = _is_class_conditional(model) if class_cond is None else class_cond
     gens = [sample_generator(seed, sample_offset + i) for i in range(batch)]
@@ -119,6 +136,8 @@ def sample(
         t = diffusion.original_timestep(t_idx)
         with torch.no_grad():
             out = model(x, t, y=y) if class_cond else model(x, t)
+        if not isinstance(out, torch.Tensor):
+            raise InvalidParameterError(f"the model returned {type(out).__name__}; it must return a tensor (eps, or eps ‖ v)")
         result = None
         if guidance is not None:
             result = guidance(x, t, y, t_index=i, num_steps=n, num_timesteps=T)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .errors import InvalidParameterError
+from .io import atomic_write
 from .sampling import StepInfo
 
 FIELDS = ("entropy", "prob_of_label", "grad_norm", "scale", "guided_norm")
@@ -40,6 +41,8 @@ class GuidanceTrace:
 
     def tensor(self, field: str) -> torch.Tensor:
         """(steps, B) float64 tensor of one field."""
+        if field not in self.records:
+            raise InvalidParameterError(f"a trace has no field {field!r}; its fields are: {', '.join(FIELDS)}")
         return torch.tensor(self.records[field], dtype=torch.float64)
 
     def summary(self) -> dict[str, Any]:
@@ -61,7 +64,15 @@ class GuidanceTrace:
 
 
 def plot_traces(traces: dict[str, GuidanceTrace], path: str | os.PathLike | None = None) -> Any:
-    """Side-by-side panels for several traces, e.g. ``{"constant": a, "entropy": b}``."""
+    """Side-by-side panels for several traces, e.g. ``{"constant": a, "entropy": b}``.
+
+    The file format follows the suffix of ``path`` (``.png``, ``.pdf``, ``.svg`` ...).
+    """
+    empty = [name for name, tr in traces.items() if not tr.t]
+    if not traces or empty:
+        what = f"trace {empty[0]!r} recorded no guided step" if empty else "no traces were given"
+        raise InvalidParameterError(f"nothing to plot: {what}; pass a GuidanceTrace as callback= to a sample() "
+                                    "call that has guidance=")
     try:
         import matplotlib
 
@@ -85,19 +96,20 @@ def plot_traces(traces: dict[str, GuidanceTrace], path: str | os.PathLike | None
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     if path is not None:
-        tmp = Path(path).with_suffix(".tmp.png")
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        fmt = Path(path).suffix.lower().lstrip(".")
+        supported = fig.canvas.get_supported_filetypes()
+        if fmt not in supported:
+            plt.close(fig)
+            raise InvalidParameterError(f"cannot write a plot to {str(path)!r}: give a file name ending in one of "
+                                        f"{', '.join('.' + k for k in sorted(supported))}")
+        with atomic_write(path) as fh:
+            fig.savefig(fh, format=fmt, dpi=110)
         plt.close(fig)
     return fig
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write text to ``path`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
+    """Write text to ``path`` through a temporary file and ``os.replace`` (see :func:`guidekit.io.atomic_write`)."""
+    with atomic_write(path, "w") as fh:
+        fh.write(text)
+    return Path(path)

@@ -6,6 +6,7 @@ import attrs
 import torch
 
 from ..diffusion import GaussianDiffusion, MeanVariance
+from ..scalers.constant import non_negative
 from .base import GuidedSampler, StepOutput, nonzero_mask, per_sample
 
 
@@ -13,7 +14,7 @@ from .base import GuidedSampler, StepOutput, nonzero_mask, per_sample
 class DDIMSampler(GuidedSampler):
     """ε' = ε − √(1−ᾱ_t)·g, x̂0' from ε' (not re-clipped), then the DDIM update with ``eta``."""
 
-    eta: float = attrs.field(default=0.0, converter=float, validator=attrs.validators.ge(0.0))
+    eta: float = attrs.field(default=0.0, converter=float, validator=non_negative)
     name = "ddim"
 
     def update(self, diffusion: GaussianDiffusion, out: MeanVariance, x_t: torch.Tensor, t: torch.Tensor,

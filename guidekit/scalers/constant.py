@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import math
+
 import attrs
 import torch
 
 from ..guidance import GuidanceState
 
-non_negative = [attrs.validators.instance_of(float), attrs.validators.ge(0.0)]
+
+def _finite(instance: object, attribute: attrs.Attribute, value: float) -> None:
+    if not math.isfinite(value):
+        raise ValueError(f"{attribute.name!r} must be finite, got {value}")
+
+
+non_negative = [attrs.validators.instance_of(float), _finite, attrs.validators.ge(0.0)]
 
 
 @attrs.frozen

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .errors import CheckpointDtypeWarning, CheckpointMismatchError
-from .factory import build, resolve_config
+from .factory import build, model_card, resolve_config
 from .flags import ModelConfig
 from .fp16 import convert_to_fp16
 from .matching import describe_matches, state_shapes
@@ -93,10 +93,17 @@ def check_compatible(model: nn.Module, state: Mapping[str, torch.Tensor], source
         for k in expected
         if k in found and found[k] != expected[k]
     ]
-    if not (missing or unexpected or mismatched):
+    ours = model.state_dict()
+    wrong_kind = [
+        f"{k}: file {state[k].dtype} vs model {ours[k].dtype}"
+        for k in expected
+        if k in found and state[k].is_floating_point() != ours[k].is_floating_point()
+    ]
+    if not (missing or unexpected or mismatched or wrong_kind):
         return
     parts = [f"{source} does not fit {type(model).__name__}:"]
-    for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched)):
+    for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched),
+                         ("integer tensors where the model has floating-point ones (or the reverse)", wrong_kind)):
         if items:
             parts.append(_listing(title, items))
     parts.append(f"  hint: {describe_matches(found)}.")
@@ -119,6 +126,9 @@ def load_checkpoint(
     path = Path(path)
     device = torch.device(device)
     config = None if isinstance(name_or_config_or_model, nn.Module) else resolve_config(name_or_config_or_model)
+    if path.is_dir():
+        inside = f" (such as {path / config.checkpoint})" if isinstance(config, Release) else ""
+        raise FileNotFoundError(f"checkpoint path {path} is a folder; give the weights file inside it{inside}")
     if not path.is_file():
         hint = f"download it from {config.url}" if isinstance(config, Release) else "check the path"
         raise FileNotFoundError(f"checkpoint file not found: {path} ({hint})")
@@ -135,6 +145,7 @@ def load_checkpoint(
         model.load_state_dict(state, strict=True, assign=True)
         model.to(device)
         model.adm_config = config
+        model.card = model_card(config)
     if use_fp16 is None:
         use_fp16 = config is not None and config.fp16 and device.type == "cuda"
     if use_fp16:

@@ -43,10 +43,27 @@ def build(kind: str, kwargs: dict[str, Any], device: torch.device | str | None =
     unknown = sorted(set(kwargs) - accepted)
     if unknown:
         raise ConfigError(f"{cls.__name__} does not accept {unknown}; accepted: {', '.join(sorted(accepted))}")
-    if device is None:
-        return cls(**kwargs)
-    with torch.device(device):
-        return cls(**kwargs)
+    try:
+        if device is None:
+            return cls(**kwargs)
+        with torch.device(device):
+            return cls(**kwargs)
+    except (ValueError, TypeError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"cannot build {cls.__name__} from these settings: {exc}") from exc
+
+
+def model_card(config: ModelConfig) -> dict[str, Any]:
+    """``{"release": name or None, "diffusion": kwargs of GaussianDiffusion.create}`` for a built network.
+
+    ``guidekit.GaussianDiffusion.from_model(model)`` reads it, so a network brings its own schedule.
+    """
+    d = config.diffusion
+    return {
+        "release": getattr(config, "name", None),
+        "diffusion": {"steps": d.steps, "schedule": d.schedule, "learn_sigma": d.learn_sigma},
+    }
 
 
 def create_model(
@@ -65,4 +82,5 @@ def create_model(
     config = resolve_config(name_or_flags)
     kwargs = {**config.kwargs, **overrides, "use_fp16": False}
     model = build(config.kind, kwargs, device)
+    model.card = model_card(config)
     return convert_to_fp16(model) if use_fp16 else model

@@ -52,7 +52,7 @@ def describe_matches(shapes: Shapes) -> str:
     exact = matching_releases(shapes)
     if exact:
         return f"the file matches the release config(s): {', '.join(exact)}; pass that name to load_checkpoint"
-    near = [(name, score) for name, score in closest_releases(shapes) if score > 0]
+    near = [(name, score) for name, score in closest_releases(shapes) if score >= 0.01]  # '0% agree' helps nobody
     if not near:
         return "the file matches no released ADM architecture: build the model from the flags it was trained with"
     closest = ", ".join(f"{name} ({score:.0%} of keys/shapes agree)" for name, score in near)

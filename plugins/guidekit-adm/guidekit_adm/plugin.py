@@ -9,7 +9,7 @@ from guidekit import Component
 from guidekit.hookspecs import hookimpl
 
 from .encoder import EncoderUNetModel
-from .factory import create_model
+from .factory import create_model, model_card
 from .releases import RELEASES
 from .unet import SuperResModel, UNetModel
 
@@ -28,9 +28,16 @@ def _summary(name: str) -> str:
     )
 
 
+def _factory(name: str) -> functools.partial:
+    """``create_model(name, ...)`` carrying the release's card, for ``GaussianDiffusion.from_release``."""
+    factory = functools.partial(create_model, name)
+    factory.card = model_card(RELEASES[name])  # type: ignore[attr-defined]
+    return factory
+
+
 @hookimpl
 def guidekit_networks() -> list[Component]:
-    releases = [Component(name, functools.partial(create_model, name), _summary(name)) for name in RELEASES]
+    releases = [Component(name, _factory(name), _summary(name)) for name in RELEASES]
     return releases + [
         Component("adm-unet", UNetModel, "ADM UNetModel with the reference constructor arguments"),
         Component("adm-superres", SuperResModel, "ADM SuperResModel (upsampler) with the reference arguments"),

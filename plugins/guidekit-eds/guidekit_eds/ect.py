@@ -12,7 +12,7 @@ from guidekit.guidance import entropy_from_log_probs
 from guidekit.losses import check_logits, reduce
 from guidekit.losses.ce import REDUCTIONS
 
-from .entropy import ED_DPM_NUM_CLASSES, NORMALIZERS
+from .entropy import ED_DPM_NUM_CLASSES, NORMALIZERS, non_negative
 
 
 @attrs.frozen
@@ -23,7 +23,7 @@ class EntropyConstraintLoss:
     loss value, never its gradient.
     """
 
-    eta: float = attrs.field(default=0.2, converter=float, validator=attrs.validators.ge(0.0))
+    eta: float = attrs.field(default=0.2, converter=float, validator=non_negative)
     normalizer: str = attrs.field(default="log-k", validator=attrs.validators.in_(NORMALIZERS))
     reduction: str = attrs.field(default="mean", validator=attrs.validators.in_(REDUCTIONS))
     compat: str | None = attrs.field(default=None, validator=attrs.validators.in_([None, "ed-dpm"]))
