@@ -1,34 +1,137 @@
-"""The ``guidekit`` command: ``list``, ``merge-batches``, ``demo``, ``evaluate`` and plugin-provided sub-commands."""
+"""The ``guidekit`` command: ``list``, ``merge-batches``, ``demo``, ``evaluate`` and plugin-provided sub-commands.
+
+``guidekit --plugin MODULE ...`` (repeatable, anywhere on the line; or ``GUIDEKIT_PLUGINS=mod1,mod2``)
+imports local modules first, so components registered there with ``@guidekit.register_scaler`` (or
+``@hookimpl`` functions) can be named on the command line, as pytest's ``-p`` does. A plugin whose
+``guidekit_commands`` hook raises, or adds a sub-command that exists already, is reported and skipped;
+the other sub-commands work. Errors print one line and exit 1 (2 for usage errors); Ctrl-C exits 130.
+"""
 
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib.metadata
+import os
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
-from .errors import GuidekitError
+from .errors import GuidekitError, InvalidParameterError, PluginLoadError
 from .hookspecs import KIND_HOOKS
+
+#: exit status after Ctrl-C (128 + SIGINT), as shells report it
+INTERRUPTED = 130
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from .registry import default_registry, describe
+    from .registry import default_registry
 
+    registry = default_registry()
+    clashes = []
     kinds = [args.kind] if args.kind else list(KIND_HOOKS)
     for kind in kinds:
         print(f"{'losses' if kind == 'loss' else kind + 's'}:")
-        for comp in describe(kind):
-            print(f"  {comp.name:<28} {comp.summary}  [{comp.provider}]")
-    for failure in default_registry().manager.failures:
-        print(f"failed plugin: {failure.describe()}", file=sys.stderr)
+        table = registry.table(kind)
+        for name in sorted(table):
+            providers = table[name]
+            mark = "  CLASH" if len(providers) > 1 else ""
+            for comp in providers:
+                print(f"  {comp.name:<28} {comp.summary}  [{comp.provider}]{mark}")
+            if mark:
+                clashes.append(f"{kind} {name!r} ({' and '.join(c.provider for c in providers)})")
+    if clashes:
+        print("CLASH: more than one plugin provides " + "; ".join(clashes) + ". Creating such a component fails "
+              "until one provider is uninstalled (or research code registers its own with replace=True).")
+    for failure in registry.manager.failures:
+        print(f"failed plugin: {failure.describe()}")
     return 0
 
 
 def _cmd_merge_batches(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from .io import load_batch, merge_sample_batches
 
-    out = merge_sample_batches(args.out, args.inputs)
+    out = Path(args.out)
+    if any(out.resolve() == Path(p).resolve() for p in args.inputs):
+        raise InvalidParameterError(f"OUT {args.out} is one of the inputs; write the merged batch to a new file")
+    refuse_existing(out, args.overwrite, "OUT")
+    out = merge_sample_batches(out, args.inputs)
     print(f"wrote {out} ({load_batch(out).num_images} images)", file=sys.stderr)
     return 0
+
+
+def refuse_existing(path: Any, overwrite: bool, flag: str) -> None:
+    """Refuse to replace an existing output file unless ``--overwrite`` was given; check the folder is writable."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.is_dir():
+        raise InvalidParameterError(f"{flag} {path} is a folder; give the path of the file to write")
+    if path.exists() and not overwrite:
+        raise InvalidParameterError(f"{flag} {path} exists already; pass --overwrite to replace it, or choose another path")
+    check_writable(path.parent, flag)
+
+
+def check_writable(folder: Any, flag: str) -> None:
+    """A named error now, rather than after a long run, when ``folder`` (created if missing) cannot be written."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise InvalidParameterError(f"{flag}: {existing} is a file, so {folder} cannot be a folder; choose another path")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise InvalidParameterError(f"{flag}: cannot write to {existing} (permission denied); choose a folder you can write")
+
+
+def parse_params(pairs: Sequence[str], flag: str) -> dict[str, Any]:
+    """``KEY=VALUE`` strings → keyword arguments; values are Python literals where they parse, else strings."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise InvalidParameterError(f"{flag} expects KEY=VALUE with KEY a parameter name, got {pair!r}")
+        if key in params:
+            raise InvalidParameterError(f"{flag} {key}= is given twice; give each parameter once")
+        try:
+            params[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            params[key] = value
+    return params
+
+
+def component_params(kind: str, params: dict[str, Any], **aliases: Any) -> dict[str, Any]:
+    """``params`` plus alias options (``--gamma`` for ``gamma=``) that were given (not None).
+
+    An alias and the same ``--<kind>-param`` key may not disagree; a parameter the component does not
+    accept is then an error of :func:`guidekit.create` naming what it accepts.
+    """
+    merged = dict(params)
+    for key, value in aliases.items():
+        if value is None:
+            continue
+        if key in merged and merged[key] != value:
+            raise InvalidParameterError(f"--{key.replace('_', '-')} {value} and --{kind}-param {key}={merged[key]} "
+                                        "disagree; give the value once")
+        merged[key] = value
+    return merged
+
+
+def accepts(kind: str, name: str, param: str) -> bool:
+    """Whether the registered component ``name`` takes keyword ``param`` (for defaults such as a release's γ)."""
+    import inspect
+
+    from .registry import default_registry
+
+    try:
+        sig = inspect.signature(default_registry().get(kind, name).factory)
+    except (TypeError, ValueError):
+        return False
+    return param in sig.parameters or any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -37,10 +140,52 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def _versions() -> str:
+    """``guidekit X.Y.Z`` plus every distribution in the ``guidekit`` entry-point group (nothing is imported)."""
+    from . import __version__
+    from .plugins import _entry_points
+
+    dists = sorted({dist for dist, _ in _entry_points()})
+    lines = [f"guidekit {__version__}"]
+    for dist in dists:
+        try:
+            lines.append(f"  {dist} {importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:
+            lines.append(f"  {dist} (version unknown)")
+    return "\n".join(lines)
+
+
+def _add_plugin_commands(sub: argparse._SubParsersAction, manager: Any) -> None:
+    """Call every ``guidekit_commands`` hook on its own: one that raises or re-adds an existing
+    sub-command is rolled back and reported with its distribution; the others stay."""
+    from .plugins import PluginFailure
+
+    owner = dict.fromkeys(sub.choices, "guidekit")
+    for dist, impl in list(manager.implementations("guidekit_commands")):
+        before, actions = dict(sub.choices), list(sub._choices_actions)
+        try:
+            impl.function(*[{"subparsers": sub}[a] for a in impl.argnames])
+        except Exception as exc:  # noqa: BLE001 - a plugin's bug must not take the CLI down
+            sub.choices.clear()
+            sub.choices.update(before)
+            sub._choices_actions[:] = actions
+            clash = str(exc).partition("conflicting subparser: ")[2]
+            if isinstance(exc, argparse.ArgumentError) and clash:
+                exc = PluginLoadError(f"it adds the sub-command {clash!r}, which {owner.get(clash, 'another plugin')} "
+                                      f"provides already; its sub-commands were skipped")
+            manager.report_failure(PluginFailure(dist, f"{impl.plugin_name}: guidekit_commands()", exc))
+            continue
+        owner.update(dict.fromkeys(set(sub.choices) - set(before), dist))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .registry import default_registry
 
     parser = argparse.ArgumentParser(prog="guidekit", description="Guidance strategies for diffusion models.")
+    parser.add_argument("--version", action="version", version=_versions())
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import a local module with guidekit components first (repeatable; also "
+                        "GUIDEKIT_PLUGINS=mod1,mod2)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("list", help="list available components and where they come from")
     p.add_argument("kind", nargs="?", choices=list(KIND_HOOKS))
@@ -49,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Concatenate sample .npz batches into OUT, streaming; shard files go in shard order.")
     p.add_argument("out", metavar="OUT.npz")
     p.add_argument("inputs", nargs="+", metavar="SHARD.npz")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=_cmd_merge_batches)
 
     from .demo import add_arguments as add_demo
@@ -63,23 +209,73 @@ def build_parser() -> argparse.ArgumentParser:
     if "evaluate" in sub.choices and not sub.choices["evaluate"].get_default("func"):
         sub.choices["evaluate"].set_defaults(func=metrics_cli.run)
 
-    manager = default_registry().manager
-    manager.load()
-    manager.pm.hook.guidekit_commands(subparsers=sub)
+    _add_plugin_commands(sub, default_registry().manager)
     return parser
 
 
+def _split_plugins(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Take ``--plugin MODULE`` / ``--plugin=MODULE`` out of argv wherever they are (they act before parsing)."""
+    modules, rest, i = [], [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        if arg == "--plugin":
+            if i + 1 >= len(argv):
+                raise InvalidParameterError("--plugin needs a MODULE name, e.g. --plugin my_scalers")
+            modules.append(argv[i + 1])
+            i += 2
+            continue
+        if arg.startswith("--plugin="):
+            modules.append(arg.partition("=")[2])
+        else:
+            rest.append(arg)
+        i += 1
+    return modules, rest
+
+
+def _show_warning(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                  line: str | None = None) -> None:
+    print(f"guidekit: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    try:
-        return int(args.func(args) or 0)
-    except GuidekitError as exc:
-        print(f"guidekit: error: {exc}", file=sys.stderr)
-        return 1
+    """Run the ``guidekit`` command; returns the exit status."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            modules, rest = _split_plugins(list(sys.argv[1:] if argv is None else argv))
+            if modules:
+                from .registry import default_registry
+
+                registry = default_registry()
+                registry.manager.import_modules(modules, "--plugin")
+                registry.invalidate()
+            parser = build_parser()
+            args = parser.parse_args(rest)
+            if not getattr(args, "func", None):
+                parser.print_help()
+                return 2
+            return int(args.func(args) or 0)
+        except GuidekitError as exc:
+            print(f"guidekit: error: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("guidekit: interrupted (Ctrl-C); unfinished files were discarded, finished ones are kept",
+                  file=sys.stderr)
+            return INTERRUPTED
+        except OSError as exc:
+            where = f" {exc.filename}" if exc.filename else ""
+            print(f"guidekit: error: cannot access{where}: {exc.strerror or exc}; check the path and its permissions",
+                  file=sys.stderr)
+            return 1
+        except Exception as exc:  # noqa: BLE001 - one line, not a traceback; GUIDEKIT_TRACEBACK=1 shows it
+            if os.environ.get("GUIDEKIT_TRACEBACK", "").lower() in {"1", "true", "yes", "on"}:
+                raise
+            print(f"guidekit: error: unexpected {type(exc).__name__}: {exc}. This is a bug in guidekit or a plugin; "
+                  "rerun with GUIDEKIT_TRACEBACK=1 for the traceback and report it", file=sys.stderr)
+            return 1
 
 
 if __name__ == "__main__":

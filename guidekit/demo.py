@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from .diffusion import GaussianDiffusion
+from .errors import InvalidParameterError
 from .guidance import ClassifierGuidance
 from .registry import available, create
 from .sampling import sample
@@ -24,7 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="guidekit-demo", help="folder for the grid, trace plot and JSON (default: %(default)s)")
     p.add_argument("--samples", type=int, default=200, help="samples per scaler (default: %(default)s)")
     p.add_argument("--respacing", default="ddim25", help="respacing of the 1000-step process (default: %(default)s)")
-    p.add_argument("--sampler", default="ddim", choices=["ddim", "ddpm"])
+    p.add_argument("--sampler", default="ddim", help="any registered sampler (default: %(default)s)")
+    p.add_argument("--sampler-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="sampler parameter, repeatable (e.g. eta=0.5)")
     p.add_argument("--gamma", type=float, default=1.0, help="γ of plain guidance (default: %(default)s)")
     p.add_argument("--eds-gamma", type=float, default=1.0, help="γ of EDS (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
@@ -32,7 +35,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from .cli import check_writable, parse_params
+
+    if args.samples < 1:
+        raise InvalidParameterError(f"--samples must be >= 1, got {args.samples}")
+    sampler = create("sampler", args.sampler, **parse_params(args.sampler_param, "--sampler-param"))
     out = Path(args.out)
+    check_writable(out, "--out")
     out.mkdir(parents=True, exist_ok=True)
     toy = GaussianMixtureToy(num_classes=10, shape=(1, 8, 8), std=0.5, separation=0.15, seed=args.seed)
     diffusion = GaussianDiffusion.create(steps=1000, schedule="linear", learn_sigma=False, respacing=args.respacing)
@@ -47,7 +56,7 @@ def run_demo(args: argparse.Namespace) -> int:
         trace = GuidanceTrace()
         guidance = None if spec is None else ClassifierGuidance(toy.classifier(), create("scaler", spec[0], gamma=spec[1]))
         start = time.perf_counter()
-        x0 = sample(toy.denoiser(), diffusion, (args.samples, *toy.shape), sampler=create("sampler", args.sampler),
+        x0 = sample(toy.denoiser(), diffusion, (args.samples, *toy.shape), sampler=sampler,
                     guidance=guidance, y=y, seed=args.seed, callback=trace, progress=not args.no_progress)
         seconds = time.perf_counter() - start
         acc = (toy.predict_class(x0) == y).float().mean().item()

@@ -1,9 +1,12 @@
 """A tiny progress bar for long loops (feature extraction, sampling).
 
 ``for batch in progress(batches, total=n, desc="features"): ...`` prints
-``features: 3/10 [00:01<00:02, 2.95it/s]`` to stderr, redrawn in place with ``\\r``.
-It is silent when ``disable=True`` or when the stream is not a terminal, unless ``force=True``
-(or the environment variable ``GUIDEKIT_PROGRESS=1``). No dependency beyond the standard library.
+``features: 3/10 [00:01<00:02, 2.95it/s]`` to stderr, redrawn in place with ``\\r`` on a terminal.
+When the stream is not a terminal (a log file, nohup, a batch scheduler) it writes one such line
+every ``log_interval`` seconds (default 30, or ``$GUIDEKIT_PROGRESS_INTERVAL``), and a last line at
+the end if it wrote any, so short loops stay quiet. ``disable=True`` (or ``GUIDEKIT_PROGRESS=0``)
+silences it; ``force=True`` (or ``GUIDEKIT_PROGRESS=1``) redraws in place even off a terminal.
+No dependency beyond the standard library.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class Progress(Generic[T]):
         file: TextIO | None = None,
         unit: str = "it",
         min_interval: float = 0.1,
+        log_interval: float | None = None,
     ) -> None:
         self.iterable = iterable
         if total is None and iterable is not None:
@@ -58,9 +62,15 @@ class Progress(Generic[T]):
         self._last_draw = -float("inf")
         self._width = 0
         self._closed = False
-        forced = force or os.environ.get("GUIDEKIT_PROGRESS", "").lower() in {"1", "true", "yes", "on"}
+        setting = os.environ.get("GUIDEKIT_PROGRESS", "").lower()
+        forced = force or setting in {"1", "true", "yes", "on"}
         isatty = getattr(self.file, "isatty", None)
-        self.enabled = not disable and (forced or bool(isatty and isatty()))
+        self.enabled = not disable and setting not in {"0", "false", "no", "off"}
+        #: off a terminal: whole lines every log_interval seconds instead of redrawing in place
+        self.log_lines = self.enabled and not forced and not bool(isatty and isatty())
+        if self.log_lines:
+            self.min_interval = log_interval if log_interval is not None else _log_interval()
+        self._lines_written = 0
 
     def format(self) -> str:
         """The status line, e.g. ``desc: 3/10 [00:01<00:02, 2.95it/s]``."""
@@ -79,6 +89,16 @@ class Progress(Generic[T]):
         if not self.enabled:
             return
         now = time.monotonic()
+        if self.log_lines:
+            if self._last_draw == -float("inf"):
+                self._last_draw = self.start
+            if (final and not self._lines_written) or (not final and now - self._last_draw < self.min_interval):
+                return
+            self._last_draw = now
+            self._lines_written += 1
+            self.file.write(self.format() + "\n")
+            self.file.flush()
+            return
         if not final and now - self._last_draw < self.min_interval:
             return
         self._last_draw = now
@@ -116,6 +136,13 @@ class Progress(Generic[T]):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _log_interval() -> float:
+    try:
+        return max(float(os.environ.get("GUIDEKIT_PROGRESS_INTERVAL", "30")), 0.0)
+    except ValueError:
+        return 30.0
 
 
 def progress(

@@ -109,6 +109,23 @@ def _fd(name: str, mu: np.ndarray, sigma: np.ndarray, stats: FeatureStats, extra
     return frechet_distance(stats.mean, stats.cov, mu, sigma)
 
 
+def _hwc(shape: Any) -> str:
+    _, h, w, c = shape
+    return f"{h}×{w} {'grey' if c == 1 else 'RGB' if c == 3 else f'{c}-channel'}"
+
+
+def check_comparable(ref_batch: Any, sample_batch: Any) -> None:
+    """Refuse samples whose size or channels differ from the reference images (the extractor would
+    resize or convert one of them and the metrics would silently compare unlike things)."""
+    if ref_batch.has_images and sample_batch.has_images and ref_batch.image_shape[1:] != sample_batch.image_shape[1:]:
+        raise InvalidParameterError(
+            f"the samples are {_hwc(sample_batch.image_shape)} images but the reference "
+            f"{str(ref_batch.path)!r} holds {_hwc(ref_batch.image_shape)}: the extractor would resize or convert "
+            "one of them and the numbers would not compare like with like. Evaluate against a reference of the "
+            "samples' size and channels"
+        )
+
+
 def evaluate(
     ref: Any,
     samples: Any,
@@ -149,6 +166,7 @@ def evaluate(
         raise InvalidParameterError(f"the sample batch {str(sample_batch.path)!r} has no 'arr_0' images to evaluate")
     if sample_batch.num_images < 2:
         raise InvalidParameterError("the sample batch needs at least 2 images for a covariance")
+    check_comparable(ref_batch, sample_batch)
     name = str(getattr(extractor, "name", type(extractor).__name__))
     ref_name, ref_images = str(ref_batch.path), ref_batch.num_images
     if ref_images < 2 and (ref_batch.mu is None or (ref_images and ref_batch.mu_s is None)):

@@ -37,7 +37,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--inception-weights", metavar="PATH",
                    help="pt_inception-2015-12-05-6726825d.pth (same as --extractor-path for inception-v3)")
     p.add_argument("--batch-size", type=int, default=64, help="images per extractor call (default 64)")
+    p.add_argument("--extractor-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="extractor parameter, repeatable")
     p.add_argument("--out", metavar="results.json", help="write the metrics as JSON here (atomically)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--splits", type=int, default=10, help="Inception Score splits (default 10)")
     p.add_argument("--k", type=int, default=3, help="nearest neighbour for precision/recall radii (default 3)")
     p.add_argument("--device", default="cpu", help="torch device for the extractor (default cpu)")
@@ -59,9 +62,10 @@ def _extractor(args: argparse.Namespace) -> Any:
         if path is not None and path != args.inception_weights:
             raise InvalidParameterError("give the Inception weights once: --inception-weights or --extractor-path")
         path = args.inception_weights
-    params: dict[str, Any] = {"device": args.device}
-    if path is not None:
-        params["path"] = path
+    from guidekit.cli import component_params, parse_params
+
+    params = component_params("extractor", parse_params(args.extractor_param, "--extractor-param"),
+                              device=args.device, path=path)
     return create("extractor", args.extractor, **params)
 
 
@@ -86,10 +90,18 @@ def run(args: argparse.Namespace) -> int:
             if getattr(args, name) < 1:
                 raise GuidekitError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
         for flag, path in (("--ref", args.ref), ("--samples", args.samples)):
+            if Path(path).is_dir():
+                raise GuidekitError(f"{flag} {path} is a folder; give the ADM-layout .npz file (arr_0 uint8 NHWC)")
             if not Path(path).is_file():
                 raise FileNotFoundError(f"{flag} {path}: no such file; give an ADM-layout .npz (arr_0 uint8 NHWC)")
-        if args.out and Path(args.out).is_dir():  # checked now, not after a long evaluation
-            raise GuidekitError(f"--out {args.out} is a folder; give the path of the JSON file to write")
+        if args.out:  # checked now, not after a long evaluation
+            from guidekit.cli import refuse_existing
+
+            refuse_existing(args.out, args.overwrite, "--out")
+        from guidekit.io import load_batch
+        from guidekit.metrics import check_comparable
+
+        check_comparable(load_batch(args.ref), load_batch(args.samples))
         resolve_device(args.device)
         extractor = _extractor(args)
         results: dict[str, Any] = evaluate(

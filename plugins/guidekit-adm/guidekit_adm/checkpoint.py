@@ -106,7 +106,11 @@ def check_compatible(model: nn.Module, state: Mapping[str, torch.Tensor], source
                          ("integer tensors where the model has floating-point ones (or the reverse)", wrong_kind)):
         if items:
             parts.append(_listing(title, items))
-    parts.append(f"  hint: {describe_matches(found)}.")
+    if missing or unexpected or mismatched:
+        parts.append(f"  hint: {describe_matches(found)}.")
+    else:
+        parts.append("  hint: the keys and shapes fit; the file stores these tensors with an integer dtype, so it "
+                     "was not saved from the trained network: save model.state_dict() of the float model")
     raise CheckpointMismatchError("\n".join(parts))
 
 

@@ -21,7 +21,6 @@ only on ``(--seed, i)`` (and ``--classes`` cycle over global indices), so the sh
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import math
 import os
@@ -33,6 +32,7 @@ from typing import Any
 import attrs
 import torch
 
+from guidekit.cli import accepts, check_writable, component_params, parse_params
 from guidekit.devices import resolve_device
 from guidekit.errors import InvalidParameterError
 
@@ -58,13 +58,19 @@ def add_sample_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--classifier", help="classifier release name or flag string (--classifier=\"--image_size ...\"); "
                    "omit for unguided sampling")
     p.add_argument("--classifier-path", type=Path, help="weights of the classifier")
-    p.add_argument("--scaler", default="constant", help="guidance scaler name (constant, entropy, ...)")
-    p.add_argument("--gamma", type=float, help="guidance scale γ (default: the README's suggestion, else 1.0)")
+    p.add_argument("--scaler", default="constant",
+                   help="any registered guidance scaler (guidekit list scaler): constant, entropy, ...")
+    p.add_argument("--gamma", type=float,
+                   help="alias of --scaler-param gamma=...; default: the README's suggestion, else 1.0, "
+                   "for scalers that take gamma")
     p.add_argument("--scaler-param", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra scaler parameter, repeatable (e.g. normalizer=ed-dpm, end=700)")
+                   help="scaler parameter, repeatable (e.g. gamma=6, normalizer=ed-dpm, end=700)")
     p.add_argument("--respacing", help="timestep respacing, e.g. ddim25 or 250 (default: the README's)")
-    p.add_argument("--sampler", choices=("ddim", "ddpm"), help="default: ddim for ddimN respacing, else ddpm")
-    p.add_argument("--eta", type=float, default=0.0, help="DDIM eta (default 0)")
+    p.add_argument("--sampler", help="any registered sampler (guidekit list sampler); "
+                   "default: ddim for ddimN respacing, else ddpm")
+    p.add_argument("--sampler-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="sampler parameter, repeatable (e.g. eta=0.5)")
+    p.add_argument("--eta", type=float, help="alias of --sampler-param eta=... (DDIM eta, default 0)")
     p.add_argument("--num-samples", type=int, default=16)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
@@ -106,20 +112,6 @@ def _model_config(spec: str, class_cond: bool | None) -> ModelConfig:
     return config
 
 
-def _scaler_params(pairs: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` strings → kwargs; values are Python literals where they parse, else strings."""
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise InvalidParameterError(f"--scaler-param expects KEY=VALUE, got {pair!r}")
-        try:
-            params[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            params[key] = value
-    return params
-
-
 def _parse_classes(spec: str | None) -> list[int] | None:
     """``--classes`` as a list of ints (None when not given)."""
     if not spec:
@@ -148,10 +140,10 @@ def run_sample(args: argparse.Namespace) -> int:
         raise InvalidParameterError("--num-samples and --batch-size must be positive")
     if (args.classifier is None) != (args.classifier_path is None):
         raise InvalidParameterError("--classifier and --classifier-path go together")
-    scaler_params = _scaler_params(args.scaler_param)
     classes = _parse_classes(args.classes)
     if args.out.exists() and not args.out.is_dir():
         raise InvalidParameterError(f"--out {str(args.out)!r} is a file; give a folder (it is created if missing)")
+    check_writable(args.out, "--out")
     num_shards, shard_index, first, end = _shard_range(args)
     device = resolve_device(args.device)
     config = _model_config(args.model, args.class_cond)
@@ -160,6 +152,19 @@ def run_sample(args: argparse.Namespace) -> int:
             f"--model is a {config.kind}; `guidekit sample` drives diffusion UNets "
             "(for upsamplers use guidekit_adm.with_low_res from Python)"
         )
+    # components first: a wrong name or parameter is reported before any checkpoint is read
+    respacing = args.respacing if args.respacing is not None else getattr(config, "suggested_respacing", "250")
+    sampler_name = args.sampler or ("ddim" if respacing.startswith("ddim") else "ddpm")
+    sampler_params = component_params("sampler", parse_params(args.sampler_param, "--sampler-param"), eta=args.eta)
+    sampler = gk.create("sampler", sampler_name, **sampler_params)
+    scaler_params = component_params("scaler", parse_params(args.scaler_param, "--scaler-param"), gamma=args.gamma)
+    scaler = None
+    if args.classifier is not None:
+        if "gamma" not in scaler_params and accepts("scaler", args.scaler, "gamma"):
+            scaler_params["gamma"] = getattr(config, "classifier_scale", None) or 1.0  # the README's suggestion
+        scaler = gk.create("scaler", args.scaler, **scaler_params)
+    elif scaler_params or args.scaler != "constant":
+        raise InvalidParameterError("--scaler, --gamma and --scaler-param need a --classifier to guide with")
     try:
         model = load_checkpoint(config, args.model_path, device=device, use_fp16=args.use_fp16)
         classifier = None
@@ -176,18 +181,8 @@ def run_sample(args: argparse.Namespace) -> int:
     size = config.kwargs["image_size"]
     if classifier is not None and classifier.image_size != size:
         raise InvalidParameterError(f"classifier is {classifier.image_size}px but the model is {size}px")
-    respacing = args.respacing if args.respacing is not None else getattr(config, "suggested_respacing", "250")
-    sampler_name = args.sampler or ("ddim" if respacing.startswith("ddim") else "ddpm")
-    sampler = gk.create("sampler", sampler_name, **({"eta": args.eta} if sampler_name == "ddim" else {}))
-    diffusion = gk.GaussianDiffusion.create(
-        steps=config.diffusion.steps, schedule=config.diffusion.schedule,
-        learn_sigma=config.diffusion.learn_sigma, respacing=respacing,
-    )
-    gamma = args.gamma if args.gamma is not None else (getattr(config, "classifier_scale", None) or 1.0)
-    guidance = None
-    if classifier is not None:
-        scaler = gk.create("scaler", args.scaler, gamma=gamma, **scaler_params)
-        guidance = gk.ClassifierGuidance(classifier, scaler)
+    diffusion = gk.GaussianDiffusion.from_model(model, respacing=respacing)
+    guidance = None if classifier is None else gk.ClassifierGuidance(classifier, scaler)
     num_classes = classifier.out_channels if classifier is not None else model.num_classes
 
     out: Path = args.out
@@ -216,9 +211,11 @@ def run_sample(args: argparse.Namespace) -> int:
     meta: dict[str, Any] = {
         "model": args.model, "model_path": str(args.model_path), "classifier": args.classifier,
         "classifier_path": None if args.classifier_path is None else str(args.classifier_path),
-        "scaler": args.scaler if classifier is not None else None, "gamma": gamma if classifier is not None else None,
-        "scaler_params": scaler_params,
-        "respacing": respacing, "sampler": sampler_name, "eta": args.eta, "num_samples": args.num_samples,
+        "scaler": args.scaler if classifier is not None else None,
+        "gamma": scaler_params.get("gamma") if classifier is not None else None,
+        "scaler_params": scaler_params if classifier is not None else {},
+        "respacing": respacing, "sampler": sampler_name, "sampler_params": sampler_params,
+        "eta": sampler_params.get("eta", 0.0), "num_samples": args.num_samples,
         "batch_size": args.batch_size, "seed": args.seed, "device": str(device),
         "num_shards": num_shards, "shard_index": shard_index, "sample_range": [first, end],
         "model_fp16": bool(getattr(model, "use_fp16", False)),

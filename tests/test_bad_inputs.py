@@ -1,0 +1,245 @@
+"""Bad inputs, one row each: the error type a user gets and a phrase of its message (issue 11).
+
+Every row is an input that once gave a raw traceback, a silent wrong result or a misleading hint,
+or one that was handled and must stay so. API rows call guidekit directly; CLI rows run
+``guidekit.cli.main`` in-process and check the exit status and one line of stderr.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import guidekit as gk
+from guidekit.cli import main
+from guidekit.io import load_batch, save_grid, write_reference_batch, write_sample_batch
+from guidekit.toy import GaussianMixtureToy
+
+TOY = GaussianMixtureToy(num_classes=4, shape=(1, 4, 4))
+DIFF = gk.GaussianDiffusion.create(steps=1000, schedule="linear", learn_sigma=False, respacing="ddim2")
+Y = torch.tensor([0, 1])
+
+
+def _guided(scaler: Any, **kw: Any) -> torch.Tensor:
+    return gk.sample(TOY.denoiser(), DIFF, (2, 1, 4, 4), guidance=gk.ClassifierGuidance(TOY.classifier(), scaler),
+                     y=Y, progress=False, **kw)
+
+
+def _plain(**kw: Any) -> torch.Tensor:
+    args = {"model": TOY.denoiser(), "diffusion": DIFF, "shape": (2, 1, 4, 4), "progress": False, **kw}
+    return gk.sample(args.pop("model"), args.pop("diffusion"), args.pop("shape"), **args)
+
+
+def _unguided_trace_plot(tmp: Path) -> Any:
+    trace = gk.GuidanceTrace()
+    _plain(callback=trace)
+    return trace.plot(tmp / "trace.png")
+
+
+def _guided_trace_plot(tmp: Path, name: str) -> Any:
+    pytest.importorskip("matplotlib")
+    trace = gk.GuidanceTrace()
+    _guided("constant", callback=trace)
+    return trace.plot(tmp / name)
+
+
+class Negative:
+    """A scaler that asks for anti-guidance on purpose."""
+
+    allows_negative = True
+
+    def __call__(self, state: gk.GuidanceState) -> torch.Tensor:
+        return torch.full((state.batch_size,), -1.0)
+
+
+class Plugin:
+    """Research code registering a plugin object with a misspelt hook name."""
+
+    from guidekit.hookspecs import hookimpl
+
+    @hookimpl
+    def guidekit_scaler(self) -> list:
+        return []
+
+
+def _registered(plugin: Any) -> None:
+    with gk.registered(plugin):
+        pass
+
+
+# (id, thunk(tmp_path), error type, phrase of the message)
+API_CASES: list[tuple[str, Callable[[Path], Any], type[BaseException], str]] = [
+    # scalers: what they return is checked before it reaches a sampler
+    ("scaler returns None", lambda tmp: _guided(lambda s: None), gk.InvalidParameterError, "returned None"),
+    ("scaler returns a string", lambda tmp: _guided(lambda s: "6"), gk.InvalidParameterError, "not a (B,) tensor"),
+    ("scaler returns complex", lambda tmp: _guided(lambda s: torch.ones(2) * 1j), gk.InvalidParameterError,
+     "real numbers"),
+    ("scaler returns (B, 1)", lambda tmp: _guided(lambda s: torch.ones(2, 1)), gk.InvalidParameterError,
+     "expected (2,)"),
+    ("scaler returns a negative scale", lambda tmp: _guided(lambda s: torch.tensor([1.0, -2.0])),
+     gk.InvalidParameterError, "allows_negative = True"),
+    ("scaler returns inf", lambda tmp: _guided(lambda s: torch.full((2,), math.inf)), gk.NonFiniteError,
+     "non-finite scale"),
+    ("scaler is not callable", lambda tmp: gk.ClassifierGuidance(TOY.classifier(), 3.0), gk.InvalidParameterError,
+     "must be callable"),
+    ("scaler name misspelt", lambda tmp: gk.ClassifierGuidance(TOY.classifier(), "entropi"),
+     gk.UnknownComponentError, "Did you mean 'entropy'"),
+    ("constant gamma=inf", lambda tmp: gk.create("scaler", "constant", gamma=math.inf), gk.InvalidParameterError,
+     "must be finite"),
+    ("constant gamma=nan", lambda tmp: gk.create("scaler", "constant", gamma=math.nan), gk.InvalidParameterError,
+     "must be finite"),
+    ("constant gamma=-1", lambda tmp: gk.create("scaler", "constant", gamma=-1), gk.InvalidParameterError, ">= 0"),
+    ("entropy gamma=inf", lambda tmp: gk.create("scaler", "entropy", gamma=math.inf), gk.InvalidParameterError,
+     "must be finite"),
+    ("interval start=1.5 (attrs message, not its tuple)", lambda tmp: gk.create("scaler", "interval", start=1.5),
+     gk.InvalidParameterError, "'start' must be <class 'int'> (got 1.5"),
+    ("ddim eta=inf", lambda tmp: gk.create("sampler", "ddim", eta=math.inf), gk.InvalidParameterError,
+     "must be finite"),
+    ("ect eta=inf", lambda tmp: gk.create("loss", "ect", eta=math.inf), gk.InvalidParameterError, "must be finite"),
+    ("component name None", lambda tmp: gk.create("scaler", None), gk.InvalidParameterError,
+     "named by a string"),
+    ("component kind misspelt", lambda tmp: gk.create("scalers", "constant"), gk.UnknownComponentError,
+     "kinds are: sampler, scaler"),
+    ("unknown parameter", lambda tmp: gk.create("scaler", "constant", gama=2), gk.InvalidParameterError,
+     "did you mean 'gamma'"),
+    # sample(): arguments that failed deep inside torch
+    ("batch of 0", lambda tmp: _plain(shape=(0, 1, 4, 4)), gk.InvalidParameterError, "positive integers"),
+    ("float shape", lambda tmp: _plain(shape=(2.0, 1, 4, 4)), gk.InvalidParameterError, "positive integers"),
+    ("seed a string", lambda tmp: _plain(seed="a"), gk.InvalidParameterError, "non-negative integer"),
+    ("seed negative", lambda tmp: _plain(seed=-1), gk.InvalidParameterError, "non-negative integer"),
+    ("seed 1.5 (was silently 1)", lambda tmp: _plain(seed=1.5), gk.InvalidParameterError, "non-negative integer"),
+    ("device 'gpu'", lambda tmp: _plain(device="gpu"), gk.InvalidParameterError, "is not a torch device"),
+    ("model returns None", lambda tmp: _plain(model=lambda x, t: None), gk.InvalidParameterError,
+     "returned NoneType"),
+    ("model not callable", lambda tmp: _plain(model=3), gk.InvalidParameterError, "must be callable"),
+    ("diffusion given as a string", lambda tmp: _plain(diffusion="ddim25"), gk.InvalidParameterError,
+     "must be a GaussianDiffusion"),
+    ("callback not callable", lambda tmp: _plain(callback=3), gk.InvalidParameterError, "callback must be callable"),
+    ("learn_sigma mismatch", lambda tmp: _plain(diffusion=gk.GaussianDiffusion.create(respacing="ddim2")),
+     gk.InvalidParameterError, "must return 2 channels"),
+    ("labels out of range", lambda tmp: gk.sample(TOY.denoiser(), DIFF, (2, 1, 4, 4), progress=False,
+                                                  guidance=gk.ClassifierGuidance(TOY.classifier()), y=torch.tensor([0, 9])),
+     gk.LabelError, "out of range"),
+    # diffusion settings
+    ("schedule misspelt", lambda tmp: gk.GaussianDiffusion.create(schedule="cos"), gk.InvalidParameterError,
+     "'schedule' must be in"),
+    ("respacing 'ddimx'", lambda tmp: gk.GaussianDiffusion.create(respacing="ddimx"), gk.InvalidParameterError,
+     "integer N"),
+    ("from_model of a network without a card", lambda tmp: gk.GaussianDiffusion.from_model(torch.nn.Linear(2, 2)),
+     gk.InvalidParameterError, "carries no card['diffusion']"),
+    ("from_release of an unknown name", lambda tmp: gk.GaussianDiffusion.from_release("64x64_difusion"),
+     gk.UnknownComponentError, "Did you mean '64x64_diffusion'"),
+    # traces and plots
+    ("plot of an unguided run", _unguided_trace_plot, gk.InvalidParameterError, "recorded no guided step"),
+    ("plot to an unknown format", lambda tmp: _guided_trace_plot(tmp, "trace.xyz"), gk.InvalidParameterError,
+     "ending in one of"),
+    ("trace field misspelt", lambda tmp: gk.GuidanceTrace().tensor("entropi"), gk.InvalidParameterError,
+     "its fields are: entropy"),
+    # files
+    ("grid to .jpg (was PNG bytes)", lambda tmp: save_grid(tmp / "g.jpg", np.zeros((1, 4, 4, 3), np.uint8)),
+     gk.InvalidParameterError, "ending in .png"),
+    ("float NHWC images", lambda tmp: write_sample_batch(tmp / "a.npz", np.zeros((2, 16, 16, 3), np.float32)),
+     gk.InvalidParameterError, "looks like N×H×W×C"),
+    ("batch written onto a folder", lambda tmp: write_sample_batch(tmp, np.zeros((2, 4, 4, 3), np.uint8)),
+     IsADirectoryError, "is a folder"),
+    ("batch file is text", lambda tmp: (tmp.joinpath("x.npz").write_text("hi"), load_batch(tmp / "x.npz")),
+     gk.GuidekitError, "not a valid .npz"),
+    # plugins registered from research code
+    ("plugin object with no hook", lambda tmp: _registered(object()), gk.InvalidParameterError,
+     "implements no guidekit hook"),
+    ("misspelt hook name", lambda tmp: _registered(Plugin()), gk.PluginLoadError,
+     "did you mean 'guidekit_scalers'"),
+]
+
+
+@pytest.mark.parametrize(("thunk", "error", "phrase"), [row[1:] for row in API_CASES], ids=[row[0] for row in API_CASES])
+def test_bad_api_input(tmp_path, thunk, error, phrase):
+    with pytest.raises(error) as info:
+        thunk(tmp_path)
+    assert phrase in str(info.value)
+
+
+def test_a_scaler_may_declare_negative_scales():
+    assert torch.isfinite(_guided(Negative())).all()
+
+
+def test_integer_and_boolean_scales_are_accepted_as_floats():
+    assert torch.equal(_guided(lambda s: torch.tensor([1, 1])), _guided(lambda s: torch.tensor([True, True])))
+
+
+# -- CLI rows -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    """Small batches of different sizes and channels, an existing file, a folder."""
+    root = tmp_path_factory.mktemp("bad-cli")
+    rng = np.random.default_rng(0)
+
+    def images(n: int, hw: int, c: int) -> np.ndarray:
+        return rng.integers(0, 255, (n, hw, hw, c), dtype=np.uint8)
+
+    (root / "exists.json").write_text("{}")
+    return {
+        "root": root,
+        "ref8": write_reference_batch(root / "ref8.npz", images(12, 8, 1)),
+        "s8": write_sample_batch(root / "s8.npz", images(12, 8, 1)),
+        "s16": write_sample_batch(root / "s16.npz", images(12, 16, 1)),
+        "s8rgb": write_sample_batch(root / "s8rgb.npz", images(12, 8, 3)),
+        "exists": root / "exists.json",
+    }
+
+
+CLI_CASES: list[tuple[str, list[str], int, str]] = [
+    ("evaluate 16px samples against an 8px reference", ["evaluate", "--ref", "{ref8}", "--samples", "{s16}",
+     "--extractor", "small-cnn", "--extractor-path", "{root}/none.pt"], 2, "16×16 grey images but the reference"),
+    ("evaluate RGB samples against a grey reference", ["evaluate", "--ref", "{ref8}", "--samples", "{s8rgb}",
+     "--extractor", "small-cnn", "--extractor-path", "{root}/none.pt"], 2, "8×8 RGB images but the reference"),
+    ("evaluate --out onto an existing result", ["evaluate", "--ref", "{ref8}", "--samples", "{s8}",
+     "--out", "{exists}"], 2, "exists already; pass --overwrite"),
+    ("evaluate --out under a file", ["evaluate", "--ref", "{ref8}", "--samples", "{s8}", "--out",
+     "{exists}/r.json"], 2, "is a file, so"),
+    ("evaluate --ref is a folder", ["evaluate", "--ref", "{root}", "--samples", "{s8}"], 2, "is a folder"),
+    ("evaluate --extractor-param not KEY=VALUE", ["evaluate", "--ref", "{ref8}", "--samples", "{s8}",
+     "--extractor", "small-cnn", "--extractor-param", "width"], 2, "KEY=VALUE"),
+    ("merge-batches onto an existing file", ["merge-batches", "{exists}", "{s8}"], 1, "exists already"),
+    ("merge-batches onto one of its inputs", ["merge-batches", "{s8}", "{s8}", "--overwrite"], 1,
+     "is one of the inputs"),
+    ("demo --samples 0", ["demo", "--samples", "0"], 1, "--samples must be >= 1"),
+    ("demo with an unknown sampler", ["demo", "--sampler", "euler", "--samples", "2"], 1, "unknown sampler 'euler'"),
+    ("demo --out under a file", ["demo", "--samples", "2", "--out", "{exists}/d"], 1, "is a file, so"),
+    ("--plugin of a missing module", ["--plugin", "guidekit_no_such_module", "list"], 1,
+     "'guidekit_no_such_module' could not be imported"),
+    ("--plugin given a file path", ["--plugin", "my_scalers.py", "list"], 1, "give a module name"),
+    ("--plugin without a module", ["list", "--plugin"], 1, "--plugin needs a MODULE"),
+    ("sample --scaler-param gamma=3 with --gamma 4", ["sample", "--model", "64x64_diffusion", "--model-path", "x.pt",
+     "--classifier", "64x64_classifier", "--classifier-path", "c.pt", "--gamma", "4", "--scaler-param", "gamma=3",
+     "--out", "{root}/o"], 1, "disagree; give the value once"),
+    ("sample --scaler-param twice", ["sample", "--model", "64x64_diffusion", "--model-path", "x.pt", "--classifier",
+     "64x64_classifier", "--classifier-path", "c.pt", "--scaler-param", "gamma=3", "--scaler-param", "gamma=2",
+     "--out", "{root}/o"], 1, "given twice"),
+    ("sample with an unknown sampler", ["sample", "--model", "64x64_diffusion", "--model-path", "x.pt",
+     "--sampler", "euler", "--out", "{root}/o"], 1, "unknown sampler 'euler'"),
+    ("sample --eta for ddpm (was ignored)", ["sample", "--model", "64x64_diffusion", "--model-path", "x.pt",
+     "--sampler", "ddpm", "--eta", "0.5", "--out", "{root}/o"], 1, "unknown parameter 'eta'"),
+    ("sample --gamma without a classifier", ["sample", "--model", "64x64_diffusion", "--model-path", "x.pt",
+     "--gamma", "3", "--out", "{root}/o"], 1, "need a --classifier"),
+    ("sample --gamma inf", ["sample", "--model", "64x64_diffusion", "--model-path", "x.pt", "--classifier",
+     "64x64_classifier", "--classifier-path", "c.pt", "--gamma", "inf", "--out", "{root}/o"], 1, "must be finite"),
+    ("sample --model-path is a folder (was 'download it')", ["sample", "--model", "64x64_diffusion", "--model-path",
+     "{root}", "--out", "{root}/o", "--device", "cpu"], 1, "is a folder; give the weights file inside it"),
+    ("sample --out under a file", ["sample", "--model", "64x64_diffusion", "--model-path", "x.pt", "--out",
+     "{exists}/o"], 1, "is a file, so"),
+]
+
+
+@pytest.mark.parametrize(("argv", "code", "phrase"), [row[1:] for row in CLI_CASES], ids=[row[0] for row in CLI_CASES])
+def test_bad_cli_input(files, capsys, argv, code, phrase):
+    assert main([arg.format(**files) for arg in argv]) == code
+    captured = capsys.readouterr()
+    assert phrase in captured.err and "Traceback" not in captured.err
+    assert len([line for line in captured.err.splitlines() if "error" in line]) == 1
