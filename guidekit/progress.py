@@ -70,7 +70,7 @@ class Progress(Generic[T]):
         self.log_lines = self.enabled and not forced and not bool(isatty and isatty())
         if self.log_lines:
             self.min_interval = log_interval if log_interval is not None else _log_interval()
-        self._lines_written = 0
+        self._lines_written = 0  # 0: no line yet, else 1 + the count on the last line written
 
     def format(self) -> str:
         """The status line, e.g. ``desc: 3/10 [00:01<00:02, 2.95it/s]``."""
@@ -92,10 +92,12 @@ class Progress(Generic[T]):
         if self.log_lines:
             if self._last_draw == -float("inf"):
                 self._last_draw = self.start
-            if (final and not self._lines_written) or (not final and now - self._last_draw < self.min_interval):
+            if final and self._lines_written in (0, self.n + 1):  # nothing written yet, or this very line
+                return
+            if not final and now - self._last_draw < self.min_interval:
                 return
             self._last_draw = now
-            self._lines_written += 1
+            self._lines_written = self.n + 1  # 1 + the count on the last line written
             self.file.write(self.format() + "\n")
             self.file.flush()
             return

@@ -43,7 +43,6 @@ def _unguided_trace_plot(tmp: Path) -> Any:
 
 
 def _guided_trace_plot(tmp: Path, name: str) -> Any:
-    pytest.importorskip("matplotlib")
     trace = gk.GuidanceTrace()
     _guided("constant", callback=trace)
     return trace.plot(tmp / name)
