@@ -213,7 +213,7 @@ def run_sample(args: argparse.Namespace) -> int:
         "classifier_path": None if args.classifier_path is None else str(args.classifier_path),
         "scaler": args.scaler if classifier is not None else None,
         "gamma": scaler_params.get("gamma") if classifier is not None else None,
-        "scaler_params": scaler_params if classifier is not None else {},
+        "scaler_params": {k: v for k, v in scaler_params.items() if k != "gamma"} if classifier is not None else {},
         "respacing": respacing, "sampler": sampler_name, "sampler_params": sampler_params,
         "eta": sampler_params.get("eta", 0.0), "num_samples": args.num_samples,
         "batch_size": args.batch_size, "seed": args.seed, "device": str(device),

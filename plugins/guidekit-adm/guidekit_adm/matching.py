@@ -52,8 +52,9 @@ def describe_matches(shapes: Shapes) -> str:
     exact = matching_releases(shapes)
     if exact:
         return f"the file matches the release config(s): {', '.join(exact)}; pass that name to load_checkpoint"
-    near = [(name, score) for name, score in closest_releases(shapes) if score >= 0.01]  # '0% agree' helps nobody
+    near = [(name, score) for name, score in closest_releases(shapes) if score > 0]
     if not near:
         return "the file matches no released ADM architecture: build the model from the flags it was trained with"
-    closest = ", ".join(f"{name} ({score:.0%} of keys/shapes agree)" for name, score in near)
+    closest = ", ".join(f"{name} ({f'{score:.0%}' if score >= 0.01 else 'under 1%'} of keys/shapes agree)"
+                        for name, score in near)
     return f"no release config matches the file exactly; closest: {closest}; pass the right name or flags"
