@@ -82,7 +82,8 @@ def check_writable(folder: Any, flag: str) -> None:
     folder = Path(folder)
     existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
-        raise InvalidParameterError(f"{flag}: {existing} is a file, so {folder} cannot be a folder; choose another path")
+        inside = "" if existing == folder else f", so {folder} cannot be made inside it"
+        raise InvalidParameterError(f"{flag}: {existing} is a file, not a folder{inside}; choose another path")
     if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
         raise InvalidParameterError(f"{flag}: cannot write to {existing} (permission denied); choose a folder you can write")
 

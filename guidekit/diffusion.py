@@ -69,6 +69,9 @@ class GaussianDiffusion:
 
         if isinstance(kwargs.get("respacing"), int) and not isinstance(kwargs["respacing"], bool):
             kwargs["respacing"] = str(kwargs["respacing"])  # respacing=25 means "25"
+        if "respacing" in kwargs and not isinstance(kwargs["respacing"], str):
+            raise InvalidParameterError(f"respacing must be a string such as 'ddim25', '250' or '' (all steps), "
+                                        f"got {kwargs['respacing']!r}")
         try:
             return cls(DiffusionConfig(**kwargs))
         except (TypeError, ValueError) as exc:
@@ -101,7 +104,13 @@ class GaussianDiffusion:
                 accepts_device = "device" in inspect.signature(factory).parameters
             except (TypeError, ValueError):
                 accepts_device = False
-            card = getattr(factory(device="meta") if accepts_device else factory(), "card", None)
+            try:
+                card = getattr(factory(device="meta") if accepts_device else factory(), "card", None)
+            except (TypeError, ValueError) as exc:
+                raise InvalidParameterError(
+                    f"network {name!r} cannot be built without arguments ({exc}), so its card is unknown; build it "
+                    "and use GaussianDiffusion.from_model(net), or GaussianDiffusion.create(...)"
+                ) from exc
         return cls._from_card(card, f"network {name!r}", respacing)
 
     @classmethod
@@ -151,7 +160,10 @@ class GaussianDiffusion:
 
     def index_tensor(self, t_index: int | torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
         """A (B,) int64 tensor of respaced indices, validated."""
-        t = torch.as_tensor(t_index, dtype=torch.int64, device=device)
+        t = torch.as_tensor(t_index, device=device)
+        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            raise InvalidParameterError(f"t_index must be an integer (or an integer tensor), got {t_index!r}")
+        t = t.to(torch.int64)
         if t.ndim == 0:
             t = t.expand(batch)
         if t.shape != (batch,):

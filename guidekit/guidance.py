@@ -158,6 +158,8 @@ class ClassifierGuidance:
             raise InvalidParameterError("scaler parameters can only be given with a scaler name")
         if not callable(scaler):
             raise InvalidParameterError(f"scaler must be callable (GuidanceState -> (B,) tensor), got {scaler!r}")
+        if not callable(classifier):
+            raise InvalidParameterError(f"classifier must be callable as classifier(x_t, t) -> logits (B, K), got {classifier!r}")
         self.classifier = classifier
         self.scaler = scaler
 

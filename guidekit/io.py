@@ -544,7 +544,7 @@ def make_grid(x: Any, nrow: int | None = None, padding: int = 2, pad_value: int 
     n, h, w, c = imgs.shape
     if n == 0:
         raise InvalidParameterError("save_grid needs at least one image")
-    nrow = nrow or max(1, math.ceil(math.sqrt(n)))
+    nrow = nrow if nrow is not None else max(1, math.ceil(math.sqrt(n)))
     if nrow < 1 or padding < 0:
         raise InvalidParameterError(f"nrow must be >= 1 and padding >= 0, got nrow={nrow}, padding={padding}")
     cols, rows = min(nrow, n), math.ceil(n / nrow)

@@ -236,7 +236,13 @@ def registered(plugin: Any, name: str | None = None) -> contextlib.AbstractConte
 
 def _register(kind: str) -> Callable[..., Callable[[F], F]]:
     def register(name: str, *, summary: str | None = None, replace: bool = False) -> Callable[[F], F]:
+        if not isinstance(name, str) or not name:
+            raise InvalidParameterError(f"register_{kind}(name) needs a non-empty string name, got {name!r}")
+
         def decorate(factory: F) -> F:
+            if not callable(factory):
+                raise InvalidParameterError(f"@register_{kind}({name!r}) decorates a factory (a function or class), "
+                                            f"got {factory!r}")
             doc = summary if summary is not None else (inspect.getdoc(factory) or "").split("\n")[0]
             provider = f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', factory)}"
             default_registry().add(kind, Component(name, factory, doc, provider), replace=replace)

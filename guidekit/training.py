@@ -55,8 +55,16 @@ def train_classifier(
         raise InvalidParameterError(f"{len(images)} images but {len(labels)} labels: give one label per image")
     if len(images) == 0:
         raise InvalidParameterError("no training images given")
+    if not isinstance(config, TrainConfig):
+        raise InvalidParameterError(f"config must be a guidekit.TrainConfig, got {type(config).__name__}")
+    if not isinstance(images, torch.Tensor) or not images.is_floating_point():
+        raise InvalidParameterError("images must be a floating-point torch tensor (B, C, H, W) in [-1, 1]; "
+                                    "convert with torch.as_tensor(...).float()")
     loss_fn = create("loss", config.loss, **config.loss_params)
-    device = next(iter(classifier.parameters())).device
+    first = next(iter(classifier.parameters()), None) if isinstance(classifier, torch.nn.Module) else None
+    if first is None:
+        raise InvalidParameterError("the classifier must be a torch.nn.Module with trainable parameters")
+    device = first.device
     labels = check_labels(labels, len(labels), None, "training data")
     gen = torch.Generator().manual_seed(config.seed)
     opt = torch.optim.AdamW(classifier.parameters(), lr=config.lr, weight_decay=config.weight_decay)

@@ -67,6 +67,17 @@ class Plugin:
         return []
 
 
+class _Net(torch.nn.Module):
+    """A classifier with parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.flatten(1))
+
+
 def _registered(plugin: Any) -> None:
     with gk.registered(plugin):
         pass
@@ -149,7 +160,35 @@ API_CASES: list[tuple[str, Callable[[Path], Any], type[BaseException], str]] = [
      IsADirectoryError, "is a folder"),
     ("batch file is text", lambda tmp: (tmp.joinpath("x.npz").write_text("hi"), load_batch(tmp / "x.npz")),
      gk.GuidekitError, "not a valid .npz"),
+    # training
+    ("train with a dict for config", lambda tmp: gk.train_classifier(_Net(), torch.zeros(2, 1, 4, 4), Y, DIFF,
+                                                                     {"steps": 2}, progress=False),
+     gk.InvalidParameterError, "must be a guidekit.TrainConfig"),
+    ("train a classifier without parameters", lambda tmp: gk.train_classifier(TOY.classifier(), torch.zeros(2, 1, 4, 4),
+                                                                              Y, DIFF, progress=False),
+     gk.InvalidParameterError, "trainable parameters"),
+    ("train on numpy images", lambda tmp: gk.train_classifier(_Net(), np.zeros((2, 1, 4, 4), np.float32), Y, DIFF,
+                                                              progress=False),
+     gk.InvalidParameterError, "floating-point torch tensor"),
+    # samplers driven by hand
+    ("t_index 1.5 (was truncated to 1)", lambda tmp: gk.create("sampler", "ddim").step(
+        DIFF, torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4), 1.5), gk.InvalidParameterError, "must be an integer"),
+    ("guidance_grad of another shape (was broadcast)", lambda tmp: gk.create("sampler", "ddpm").step(
+        DIFF, torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4), 1, guidance_grad=torch.zeros(1, 2, 4, 4)),
+     gk.InvalidParameterError, "with respect to x_t"),
+    ("classifier not callable", lambda tmp: gk.ClassifierGuidance(3, "constant"), gk.InvalidParameterError,
+     "classifier must be callable"),
+    ("respacing None", lambda tmp: gk.GaussianDiffusion.create(respacing=None), gk.InvalidParameterError,
+     "respacing must be a string"),
+    ("from_release of a network that needs arguments", lambda tmp: gk.GaussianDiffusion.from_release("adm-unet"),
+     gk.InvalidParameterError, "cannot be built without arguments"),
+    ("grid with nrow=0 (was the default)", lambda tmp: save_grid(tmp / "g.png", np.zeros((2, 4, 4, 3), np.uint8), nrow=0),
+     gk.InvalidParameterError, "nrow must be >= 1"),
     # plugins registered from research code
+    ("register a non-callable", lambda tmp: gk.register_scaler("not-callable")(3), gk.InvalidParameterError,
+     "decorates a factory"),
+    ("register under a non-string name", lambda tmp: gk.register_scaler(3), gk.InvalidParameterError,
+     "non-empty string name"),
     ("plugin object with no hook", lambda tmp: _registered(object()), gk.InvalidParameterError,
      "implements no guidekit hook"),
     ("misspelt hook name", lambda tmp: _registered(Plugin()), gk.PluginLoadError,
@@ -201,8 +240,10 @@ CLI_CASES: list[tuple[str, list[str], int, str]] = [
     ("evaluate --out onto an existing result", ["evaluate", "--ref", "{ref8}", "--samples", "{s8}",
      "--out", "{exists}"], 2, "exists already; pass --overwrite"),
     ("evaluate --out under a file", ["evaluate", "--ref", "{ref8}", "--samples", "{s8}", "--out",
-     "{exists}/r.json"], 2, "is a file, so"),
+     "{exists}/r.json"], 2, "is a file, not a folder"),
     ("evaluate --ref is a folder", ["evaluate", "--ref", "{root}", "--samples", "{s8}"], 2, "is a folder"),
+    ("evaluate --extractor-path is a folder (was 'does not exist')", ["evaluate", "--ref", "{ref8}", "--samples",
+     "{s8}", "--extractor", "small-cnn", "--extractor-path", "{root}"], 2, "is a folder; give the weights file"),
     ("evaluate --extractor-param not KEY=VALUE", ["evaluate", "--ref", "{ref8}", "--samples", "{s8}",
      "--extractor", "small-cnn", "--extractor-param", "width"], 2, "KEY=VALUE"),
     ("merge-batches onto an existing file", ["merge-batches", "{exists}", "{s8}"], 1, "exists already"),
@@ -210,7 +251,7 @@ CLI_CASES: list[tuple[str, list[str], int, str]] = [
      "is one of the inputs"),
     ("demo --samples 0", ["demo", "--samples", "0"], 1, "--samples must be >= 1"),
     ("demo with an unknown sampler", ["demo", "--sampler", "euler", "--samples", "2"], 1, "unknown sampler 'euler'"),
-    ("demo --out under a file", ["demo", "--samples", "2", "--out", "{exists}/d"], 1, "is a file, so"),
+    ("demo --out under a file", ["demo", "--samples", "2", "--out", "{exists}/d"], 1, "is a file, not a folder"),
     ("--plugin of a missing module", ["--plugin", "guidekit_no_such_module", "list"], 1,
      "'guidekit_no_such_module' could not be imported"),
     ("--plugin given a file path", ["--plugin", "my_scalers.py", "list"], 1, "give a module name"),
@@ -232,7 +273,7 @@ CLI_CASES: list[tuple[str, list[str], int, str]] = [
     ("sample --model-path is a folder (was 'download it')", ["sample", "--model", "64x64_diffusion", "--model-path",
      "{root}", "--out", "{root}/o", "--device", "cpu"], 1, "is a folder; give the weights file inside it"),
     ("sample --out under a file", ["sample", "--model", "64x64_diffusion", "--model-path", "x.pt", "--out",
-     "{exists}/o"], 1, "is a file, so"),
+     "{exists}/o"], 1, "is a file, not a folder"),
 ]
 
 

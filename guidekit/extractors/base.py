@@ -97,6 +97,8 @@ def resolve_weights(path: str | os.PathLike[str] | None, env: str, what: str, ho
     if chosen is None:
         raise MissingWeightsError(f"{what} needs a weights file and none was given. {how_to_get}")
     p = Path(chosen).expanduser()
+    if p.is_dir():
+        raise MissingWeightsError(f"{what} weights path {str(p)!r} is a folder; give the weights file inside it. {how_to_get}")
     if not p.is_file():
         raise MissingWeightsError(f"{what} weights file {str(p)!r} does not exist. {how_to_get}")
     return p

@@ -8,6 +8,7 @@ import attrs
 import torch
 
 from ..diffusion import GaussianDiffusion, MeanVariance
+from ..errors import InvalidParameterError
 
 
 @attrs.frozen(eq=False)
@@ -50,6 +51,9 @@ class GuidedSampler:
     ) -> StepOutput:
         """One reverse step x_t -> x_{t-1} at respaced index ``t_index``."""
         t = diffusion.index_tensor(t_index, x_t.shape[0], x_t.device)
+        if guidance_grad is not None and guidance_grad.shape != x_t.shape:
+            raise InvalidParameterError(f"guidance_grad has shape {tuple(guidance_grad.shape)} but x_t has "
+                                        f"{tuple(x_t.shape)}; the gradient is taken with respect to x_t")
         out = diffusion.p_mean_variance(model_output, x_t, t, clip_denoised=clip_denoised, denoised_fn=denoised_fn)
         if noise is None:
             noise = torch.randn_like(x_t)
