@@ -111,6 +111,9 @@ class PluginManager:
             registered = self.pm.register(plugin, name=name)
         except pluggy.PluginValidationError as exc:
             raise PluginLoadError(f"plugin {name or plugin!r} from {distribution} is invalid: {exc}") from exc
+        except ValueError as exc:  # pluggy: the name or the object is registered already
+            raise PluginLoadError(f"cannot register {plugin!r} as {name!r}: {exc}; give it another name, or "
+                                  "leave the `with guidekit.registered(...)` block of the first one") from exc
         if registered is None:
             raise PluginLoadError(f"plugin {name or plugin!r} is already registered")
         unknown = sorted(

@@ -83,6 +83,18 @@ def _registered(plugin: Any) -> None:
         pass
 
 
+def _registered_twice() -> None:
+    class Scalers:
+        from guidekit.hookspecs import hookimpl
+
+        @hookimpl
+        def guidekit_scalers(self) -> list:
+            return []
+
+    with gk.registered(Scalers(), name="twice"), gk.registered(Scalers(), name="twice"):
+        pass
+
+
 # (id, thunk(tmp_path), error type, phrase of the message)
 API_CASES: list[tuple[str, Callable[[Path], Any], type[BaseException], str]] = [
     # scalers: what they return is checked before it reaches a sampler
@@ -193,6 +205,7 @@ API_CASES: list[tuple[str, Callable[[Path], Any], type[BaseException], str]] = [
      "implements no guidekit hook"),
     ("misspelt hook name", lambda tmp: _registered(Plugin()), gk.PluginLoadError,
      "did you mean 'guidekit_scalers'"),
+    ("two plugins under one name", lambda tmp: _registered_twice(), gk.PluginLoadError, "give it another name"),
 ]
 
 
