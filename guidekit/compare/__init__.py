@@ -197,7 +197,7 @@ def compare(
     card = models.card_of(net)
     dataset = None if reference_batch is not None else card.get("data")
     source = reference.describe_source(reference_batch, dataset)
-    shape = models.image_shape(net, reference.reference_shape(reference_batch))
+    shape = models.image_shape(net, reference.reference_shape(reference_batch, dataset))
     ks = {label: models.num_classes_of(c, shape, dev, label) for label, c in clfs.items()}
     if len(set(ks.values())) != 1:
         raise InvalidParameterError(f"the classifiers disagree on the number of classes: {ks}")

@@ -36,9 +36,11 @@ class Summary:
     std: float
     n: int
 
-    def text(self, digits: int = 2, of: int | None = None) -> str:
+    def text(self, of: int | None = None) -> str:
+        """``mean ± std`` with 2 decimals (4 below 1), and ``(n=...)`` when fewer than ``of`` seeds count."""
         if self.n == 0:
             return "—"
+        digits = 4 if abs(self.mean) < 1 else 2
         s = f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
         return s + (f" (n={self.n})" if of is not None and self.n < of else "")
 

@@ -81,6 +81,11 @@ def plot_vanishing(records: list[dict[str, Any]], profiles: dict[tuple[str, str]
         gs = [g for g, _ in pts]
         top.plot(gs, med, marker="o", ms=4)
         top.fill_between(gs, lo, hi, alpha=0.25)
+        frac = [_mean_std([(r.get("vanishing") or {}).get("fraction") for r in rs])[0] for _, rs in pts]
+        share = top.twinx()
+        share.plot(gs, frac, ls="--", color="gray", marker=".", ms=3)
+        share.set_ylim(-0.02, 1.02)
+        share.set_ylabel("fraction of samples where it vanishes (dashed)", fontsize=7)
         top.set_title(f"{clf} / {scaler}", fontsize=9)
         top.set_xlabel("γ")
         top.set_ylabel("vanishing point t (median, 10–90%)")

@@ -8,6 +8,7 @@ seeded random subset) and their k-NN radii, which are computed once here instead
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidParameterError
-from ..io import atomic_write
+from ..io import atomic_write, to_uint8
 from ..metrics import FeatureStats
 from ..metrics.precision_recall import manifold_radii
 from .grid import canonical
@@ -52,17 +53,31 @@ def _images(reference: str | Path | None, dataset: str | None) -> tuple[Any, tup
 
         batch = load_batch(reference)
         return (lambda n: batch.iter_images(n)) if batch.has_images else None, batch.image_shape, batch
-    from ..data import load_dataset  # type: ignore[import-not-found]
-
-    images, _ = load_dataset(dataset)
-    images = torch.as_tensor(images)
+    images = _dataset_images(dataset)
     shape = (images.shape[0], images.shape[2], images.shape[3], images.shape[1])
-    return (lambda n: (images[i:i + n] for i in range(0, len(images), n))), shape, None
+    # quantised exactly as the samples are (guidekit.io.to_uint8), so both sides are judged alike
+    return (lambda n: (to_uint8(images[i:i + n]) for i in range(0, len(images), n))), shape, None
 
 
-def reference_shape(reference: str | Path | None) -> tuple[int, ...] | None:
+@functools.lru_cache(maxsize=2)
+def _dataset_images(name: str) -> torch.Tensor:
+    """The images of a bundled dataset, float [-1, 1] NCHW (``guidekit.data.load_dataset``)."""
+    try:
+        from ..data import load_dataset  # type: ignore[import-not-found]
+    except ImportError:
+        raise InvalidParameterError(f"the model card names dataset {name!r} but this guidekit has no "
+                                    "guidekit.data; give --reference FILE.npz") from None
+    images, _ = load_dataset(name)
+    return torch.as_tensor(images)
+
+
+def reference_shape(reference: str | Path | None, dataset: str | None = None) -> tuple[int, ...] | None:
+    """NHWC shape of the reference images (None when it has only statistics)."""
     if reference is None:
-        return None
+        if dataset is None:
+            return None
+        images = _dataset_images(dataset)
+        return (images.shape[0], images.shape[2], images.shape[3], images.shape[1])
     from ..io import load_batch
 
     return load_batch(reference).image_shape

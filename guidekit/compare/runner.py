@@ -267,7 +267,8 @@ def run_cells(ctx: Context, cells: list[Cell], *, dedupe: bool = True, show_prog
                 out.append((cell, results[key], shared))
         return out
 
-    bar = progress(total=len(todo), desc="cells", disable=not show_progress, unit="cell")
+    # forced: one line per finished cell also in a log file, where long runs usually write
+    bar = progress(total=len(todo), desc="cells", disable=not show_progress, unit="cell", force=True)
     try:
         for key in todo:
             cell, seed = jobs[key]
