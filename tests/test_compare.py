@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,7 +136,7 @@ def test_gamma_zero_is_byte_identical_to_unguided(setting, tmp_path):
     strip = lambda rs: [{k: r[k] for k in ("accuracy", "fd", "precision", "recall")} for r in rs]  # noqa: E731
     assert strip(shared.records) == strip(res.records)
     # guidance does change the samples: the paired comparison is not vacuous
-    g = run(setting, tmp_path / "d", scalers=("constant:50",), seeds=[3], save_samples=True)
+    run(setting, tmp_path / "d", scalers=("constant:50",), seeds=[3], save_samples=True)
     guided = sorted((tmp_path / "d" / "samples").glob("*.npz"))[0]
     assert not np.array_equal(load_batch(guided).images(), expected)
 
@@ -185,13 +184,11 @@ def test_sigkill_then_resume(setting, tmp_path):
 
     from guidekit.cli import main
 
-    import guidekit.compare.runner as r
-
-    r.compute = counting
+    runner.compute = counting
     try:
         assert main(argv) == 0
     finally:
-        r.compute = orig
+        runner.compute = orig
     assert len(calls) == total - done
     resumed = json.loads((out / "results.json").read_text())["records"]
     assert len(resumed) == 8
@@ -295,3 +292,25 @@ def test_bundled_style_model_uses_its_card(setting, tmp_path, monkeypatch):
     assert manifest["diffusion"]["respacing"] == "ddim4" and manifest["sampler"]["name"] == "ddim"
     assert manifest["model"] == {"name": "tiny-carded-unet", "sha256": "0" * 64}
     assert len(res.records) == 2 and all(r["fd"] > 0 for r in res.records)
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--scaler", "constant:x"], "must be numbers"),
+    (["--scaler", "nope:1"], "nope"),
+    (["--scaler", "constant:-1"], "gamma"),
+    (["--scaler", "constant:1", "--scaler-param", "entropy.max_scale=3"], "no --scaler gives"),
+    (["--scaler", "constant:1", "--classifier-path", "a.pt"], "--classifier-path"),
+    (["--scaler", "constant:1", "--reference", "missing.npz"], "missing.npz"),
+])
+def test_cli_errors_are_named(setting, tmp_path, capsys, extra, message):
+    from guidekit.cli import main
+
+    d = setting
+    argv = ["compare", "--model", UNET, "--model-path", str(d / "unet.pt"), "--classifier", CLF,
+            "--classifier-path", str(d / "clf_ce.pt"), "--judge", "small-cnn", "--judge-weights", str(d / "judge.pt"),
+            "--num-samples", "4", "--respacing", "ddim2", "--device", "cpu", "--no-plots", "--out", str(tmp_path / "g")]
+    if "--reference" not in extra:
+        argv += ["--reference", str(d / "ref.npz")]
+    assert main(argv + extra) == 1
+    err = capsys.readouterr().err
+    assert "error" in err and message in err and "Traceback" not in err
