@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     if "evaluate" in sub.choices and not sub.choices["evaluate"].get_default("func"):
         sub.choices["evaluate"].set_defaults(func=metrics_cli.run)
 
-    from .compare import cli as compare_cli
+    from .comparison import cli as compare_cli
 
     compare_cli.add_parser(sub)
 

@@ -15,9 +15,9 @@ import pytest
 import torch
 
 import guidekit as gk
-from guidekit.compare import compare, runner
-from guidekit.compare.grid import Cell, build_cells, build_sweeps
-from guidekit.compare.matched import interpolate_at, matched_table, to_markdown
+from guidekit.comparison import compare, runner
+from guidekit.comparison.grid import Cell, build_cells, build_sweeps
+from guidekit.comparison.matched import interpolate_at, matched_table, to_markdown
 from guidekit.errors import InvalidParameterError
 from guidekit.io import load_batch, write_reference_batch
 
@@ -84,7 +84,7 @@ def run(setting, out, scalers=("constant:0,2", "entropy:0,1"), **kw):
                 judge_weights=d / "judge.pt", reference_batch=d / "ref.npz",
                 batch_size=5, device="cpu", plots=False, show_progress=False)
     args.update(kw)
-    return compare(UNET, [CLF, CLF], list(scalers), out=out, **args)
+    return gk.compare(UNET, [CLF, CLF], list(scalers), out=out, **args)
 
 
 def test_outputs_and_rerun_recomputes_nothing(setting, tmp_path, monkeypatch):
@@ -158,7 +158,7 @@ def test_sigkill_then_resume(setting, tmp_path):
             "--seeds", "2", "--num-samples", "12", "--respacing", "ddim5", "--judge", "small-cnn",
             "--judge-weights", str(d / "judge.pt"), "--reference", str(d / "ref.npz"), "--batch-size", "6",
             "--device", "cpu", "--no-plots", "--no-progress", "--out", str(out)]
-    slow = (PLUGIN + "import sys, time\nimport guidekit as gk\nimport guidekit.compare.runner as r\n"
+    slow = (PLUGIN + "import sys, time\nimport guidekit as gk\nimport guidekit.comparison.runner as r\n"
             "orig = r.compute\ndef slow(*a):\n    time.sleep(1.0)\n    return orig(*a)\nr.compute = slow\n"
             "from guidekit.cli import main\nwith gk.registered(TinyNets(), 'tiny-nets'):\n"
             "    sys.exit(main(sys.argv[1:]))\n")

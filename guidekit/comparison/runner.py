@@ -55,7 +55,7 @@ def labels_for(start: int, count: int, num_classes: int) -> torch.Tensor:
 
 @attrs.define
 class Context:
-    """What every cell shares (built once by :func:`guidekit.compare.compare`)."""
+    """What every cell shares (built once by :func:`guidekit.comparison.compare`)."""
 
     out: Path
     manifest: dict[str, Any]

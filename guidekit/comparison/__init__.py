@@ -3,7 +3,7 @@
 A scaler that raises the effective scale (EDS: s ≥ γ) wins any single-γ comparison on accuracy and
 loses on diversity; so every method is swept over γ and compared at *matched accuracy* (FD interpolated
 along its γ curve), with the same initial and per-step noise and the same labels for the same sample
-index in every cell. See :mod:`guidekit.compare.runner` for the cache layout.
+index in every cell. See :mod:`guidekit.comparison.runner` for the cache layout.
 """
 
 from __future__ import annotations
