@@ -215,7 +215,6 @@ def compare(
         "sampler": {"name": sampler_name, "params": sampler_kwargs}, "num_samples": num_samples,
         "labels": "i mod K", "num_classes": num_classes, "image_shape": list(shape), "judge": judge_id,
         "reference": source, "k": k, "pr_limit": pr_limit, "threshold": threshold, "clip_denoised": clip_denoised,
-        "save_samples": save_samples,
     }
     check_manifest(out, manifest)
     ref = reference.load_or_compute(out, source, judge_id, judge_obj, reference_batch, dataset,

@@ -62,7 +62,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--pr-limit", type=int, default=10000, help="at most this many reference images for precision/recall")
     p.add_argument("--batch-size", type=int, default=500, help="samples drawn at once (default 500)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... or auto")
-    p.add_argument("--save-samples", action="store_true", help="also keep each cell's samples (.npz) under DIR/samples")
+    p.add_argument("--save-samples", action="store_true", help="also keep the samples (.npz) of each cell computed now under DIR/samples")
     p.add_argument("--no-dedupe", dest="dedupe", action="store_false",
                    help="sample γ = 0 cells each on their own instead of sharing one unguided run per seed")
     p.add_argument("--no-plots", dest="plots", action="store_false", help="skip the plots")
