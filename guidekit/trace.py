@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from .errors import InvalidParameterError
 from .sampling import StepInfo
 
 FIELDS = ("entropy", "prob_of_label", "grad_norm", "scale", "guided_norm")
@@ -50,6 +51,23 @@ class GuidanceTrace:
         confident = [t for t, p in zip(self.t, out["mean_prob_of_label"]) if p > 0.99]
         out["t_confident"] = confident[0] if confident else None
         return out
+
+    def vanishing_points(self, threshold: float = 0.1) -> torch.Tensor:
+        """Per sample, the t where guidance vanishes: the first step after the peak of ‖s·∇‖ (in
+        sampling order) where ‖s·∇‖ < ``threshold`` · peak. Returns a (B,) float64 tensor of original
+        timesteps t; NaN for a sample whose ‖s·∇‖ never falls that low after its peak, or is 0 throughout.
+        """
+        if not 0.0 < threshold < 1.0:
+            raise InvalidParameterError(f"threshold must be in (0, 1), got {threshold!r}")
+        if not self.t:
+            return torch.zeros(0, dtype=torch.float64)
+        norms = self.tensor("guided_norm")  # (steps, B)
+        peak, peak_step = norms.max(dim=0)
+        step = torch.arange(norms.shape[0]).unsqueeze(1)
+        below = (norms < threshold * peak) & (step > peak_step) & (peak > 0)
+        first = torch.where(below.any(dim=0), below.double().argmax(dim=0), -1)
+        t = torch.tensor(self.t, dtype=torch.float64)
+        return torch.where(first >= 0, t[first.clamp_min(0)], torch.tensor(float("nan"), dtype=torch.float64))
 
     def to_json(self, path: str | os.PathLike) -> Path:
         """Write ``{"t": ..., field: [[...per sample] per step]}`` atomically."""
