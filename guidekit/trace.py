@@ -88,18 +88,29 @@ def plot_traces(traces: dict[str, GuidanceTrace], path: str | os.PathLike | None
     except ImportError as exc:  # pragma: no cover - depends on the extra
         raise ImportError("plots need matplotlib: pip install 'guidekit[plot]'") from exc
     panels = [("entropy", "entropy H(p(y|x_t)) [nats]"), ("prob_of_label", "p(y|x_t)"),
-              ("scale", "scale s"), ("guided_norm", "‖s·∇ log p(y|x_t)‖")]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2))
+              ("grad_norm", "‖∇ log p(y|x_t)‖"), ("scale", "scale s"), ("guided_norm", "‖s·∇ log p(y|x_t)‖")]
+    fig, grid = plt.subplots(2, 3, figsize=(12.5, 6.4))
+    axes = grid.flatten()
     for (field, title), ax in zip(panels, axes):
         for name, tr in traces.items():
             v = tr.tensor(field)
             ax.plot(tr.t, v.mean(1), label=name)
             ax.fill_between(tr.t, v.quantile(0.1, dim=1), v.quantile(0.9, dim=1), alpha=0.2)
         ax.set_title(title, fontsize=9)
-        if field == "scale":
+        if field in ("scale", "grad_norm", "guided_norm"):
             ax.set_yscale("log")
-        ax.set_xlabel("t")
+        ax.set_xlabel("t (sampling runs right to left)")
         ax.invert_xaxis()
+    ax = axes[len(panels)]
+    for name, tr in traces.items():
+        vp = tr.vanishing_points(0.1)
+        done = vp[torch.isfinite(vp)]
+        ax.hist(done.numpy(), bins=20, range=(0, max(tr.t) if tr.t else 1), alpha=0.5,
+                label=f"{name}: {len(done)}/{len(vp)} vanish")
+    ax.set_title("vanishing point: t where ‖s·∇‖ < 10% of its peak", fontsize=9)
+    ax.set_xlabel("t")
+    ax.invert_xaxis()
+    ax.legend(fontsize=7)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     if path is not None:

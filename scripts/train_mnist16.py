@@ -44,6 +44,7 @@ MODELS = {
     "classifier-ect": dict(flags=CLASSIFIER_FLAGS, config=dict(steps=2000, batch_size=64, lr=3e-4, seed=2, loss="ect",
                                                                loss_params={"eta": 0.2})),
     "oracle": dict(flags="", config=dict(epochs=30, batch_size=64, lr=2e-3, seed=3, width=64)),
+    "reference": dict(flags="", config={}),
 }
 NOISE_LEVELS = (0, 100, 250, 500, 750, 999)
 
@@ -102,6 +103,13 @@ def main() -> int:
     data = load_dataset("mnist16")
     train, held = data.split(HOLDOUT, seed=SPLIT_SEED)
     spec = MODELS[args.model]
+    if args.model == "reference":
+        # all 5,000 images as an ADM-layout batch (uint8 NHWC, as samples are saved), for FD/precision/recall
+        from guidekit.io import to_uint8, write_sample_batch
+
+        out = write_sample_batch(WEIGHTS / "mnist16-reference.npz", to_uint8(data.images).numpy(), data.labels.numpy())
+        print(f"wrote {out}")
+        return 0
     name = f"mnist16-{args.model}"
     start = time.time()
     card: dict = {

@@ -15,10 +15,8 @@ import pytest
 import torch
 
 import guidekit as gk
+import guidekit_adm as adm
 from guidekit.data import load_dataset
-
-adm = pytest.importorskip("guidekit_adm")
-pytest.importorskip("sklearn")
 
 UNET = ("--image_size 8 --in_channels 1 --num_channels 32 --num_res_blocks 1 --channel_mult 1,2 "
         "--attention_resolutions 2 --num_head_channels 32 --learn_sigma True")

@@ -195,6 +195,8 @@ def compare(
     sampler_obj = create("sampler", sampler_name, **sampler_kwargs)
 
     card = models.card_of(net)
+    if reference_batch is None and card.get("reference_batch"):
+        reference_batch = card["reference_batch"]  # a bundled model's real images, shipped with it
     dataset = None if reference_batch is not None else card.get("data")
     source = reference.describe_source(reference_batch, dataset)
     shape = models.image_shape(net, reference.reference_shape(reference_batch, dataset))

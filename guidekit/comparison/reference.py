@@ -67,8 +67,7 @@ def _dataset_images(name: str) -> torch.Tensor:
     except ImportError:
         raise InvalidParameterError(f"the model card names dataset {name!r} but this guidekit has no "
                                     "guidekit.data; give --reference FILE.npz") from None
-    images, _ = load_dataset(name)
-    return torch.as_tensor(images)
+    return load_dataset(name).images
 
 
 def reference_shape(reference: str | Path | None, dataset: str | None = None) -> tuple[int, ...] | None:

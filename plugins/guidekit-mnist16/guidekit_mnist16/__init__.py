@@ -7,6 +7,6 @@ sha256 of the weights, and ``card["diffusion"]`` for ``gk.GaussianDiffusion.crea
 
 from __future__ import annotations
 
-from .models import NAMES, card, load
+from .models import NAMES, card, cards_table, load
 
-__all__ = ["NAMES", "card", "load"]
+__all__ = ["NAMES", "card", "cards_table", "load"]
