@@ -195,7 +195,10 @@ def compare(
     sampler_obj = create("sampler", sampler_name, **sampler_kwargs)
 
     card = models.card_of(net)
-    dataset = None if reference_batch is not None else card.get("data")
+    data = card.get("data")
+    if isinstance(data, Mapping):  # a card may describe its data: {"name": "mnist16", ...}
+        data = data.get("name") or data.get("dataset")
+    dataset = None if reference_batch is not None or not isinstance(data, str) else data
     source = reference.describe_source(reference_batch, dataset)
     shape = models.image_shape(net, reference.reference_shape(reference_batch, dataset))
     ks = {label: models.num_classes_of(c, shape, dev, label) for label, c in clfs.items()}
