@@ -159,7 +159,7 @@ def test_sigkill_then_resume(setting, tmp_path):
             "--judge-weights", str(d / "judge.pt"), "--reference", str(d / "ref.npz"), "--batch-size", "6",
             "--device", "cpu", "--no-plots", "--no-progress", "--out", str(out)]
     slow = (PLUGIN + "import sys, time\nimport guidekit as gk\nimport guidekit.comparison.runner as r\n"
-            "orig = r.compute\ndef slow(*a):\n    time.sleep(1.0)\n    return orig(*a)\nr.compute = slow\n"
+            "orig = r.compute\ndef slow(*a):\n    time.sleep(0.4)\n    return orig(*a)\nr.compute = slow\n"
             "from guidekit.cli import main\nwith gk.registered(TinyNets(), 'tiny-nets'):\n"
             "    sys.exit(main(sys.argv[1:]))\n")
     proc = subprocess.Popen([sys.executable, "-c", slow, *argv], stderr=subprocess.PIPE)
