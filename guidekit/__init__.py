@@ -34,7 +34,7 @@ from .registry import (
 from .respacing import space_timesteps
 from .sampling import StepInfo, sample, sample_generator
 from .trace import GuidanceTrace
-from .training import TrainConfig, train_classifier
+from .training import TrainConfig, TrainResult, train_classifier, train_diffusion
 
 __version__ = "0.1.0"
 
@@ -53,5 +53,5 @@ __all__ = [
     "LabelError", "MeanVariance", "NonFiniteError", "PluginLoadError", "PluginLoadWarning", "Scaler",
     "StepInfo", "UnknownComponentError", "available", "compare", "create", "describe", "register_extractor",
     "register_loss", "register_network", "register_sampler", "register_scaler", "registered", "sample",
-    "sample_generator", "space_timesteps", "TrainConfig", "train_classifier",
+    "sample_generator", "space_timesteps", "TrainConfig", "TrainResult", "train_classifier", "train_diffusion",
 ]
