@@ -67,7 +67,8 @@ def _dataset_images(name: str) -> torch.Tensor:
     except ImportError:
         raise InvalidParameterError(f"the model card names dataset {name!r} but this guidekit has no "
                                     "guidekit.data; give --reference FILE.npz") from None
-    images, _ = load_dataset(name)
+    data = load_dataset(name)
+    images = data.images if hasattr(data, "images") else data[0]  # a Dataset, or an (images, labels) pair
     return torch.as_tensor(images)
 
 
