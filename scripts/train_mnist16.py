@@ -18,11 +18,11 @@ import sys
 import time
 from pathlib import Path
 
+import guidekit_adm as adm
 import torch
 import torch.nn.functional as F
 
 import guidekit as gk
-import guidekit_adm as adm
 from guidekit.data import load_dataset
 from guidekit.extractors.small import SmallCNN
 from guidekit.training import export_weights

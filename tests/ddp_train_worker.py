@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
+import guidekit_adm as adm
 import torch
 
 import guidekit as gk
-import guidekit_adm as adm
 from guidekit.data import load_dataset
 
 FLAGS = ("--image_size 8 --in_channels 1 --num_classes 10 --classifier_width 32 --classifier_depth 1 "

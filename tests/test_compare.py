@@ -159,7 +159,7 @@ def test_sigkill_then_resume(setting, tmp_path):
             "--judge-weights", str(d / "judge.pt"), "--reference", str(d / "ref.npz"), "--batch-size", "6",
             "--device", "cpu", "--no-plots", "--no-progress", "--out", str(out)]
     slow = (PLUGIN + "import sys, time\nimport guidekit as gk\nimport guidekit.comparison.runner as r\n"
-            "orig = r.compute\ndef slow(*a):\n    time.sleep(1.0)\n    return orig(*a)\nr.compute = slow\n"
+            "orig = r.compute\ndef slow(*a):\n    time.sleep(0.4)\n    return orig(*a)\nr.compute = slow\n"
             "from guidekit.cli import main\nwith gk.registered(TinyNets(), 'tiny-nets'):\n"
             "    sys.exit(main(sys.argv[1:]))\n")
     proc = subprocess.Popen([sys.executable, "-c", slow, *argv], stderr=subprocess.PIPE)
@@ -262,13 +262,14 @@ def test_zero_scale_sampling_equals_unguided_float(setting, sampler, respacing, 
 
 def test_bundled_style_model_uses_its_card(setting, tmp_path, monkeypatch):
     """A network component with a card: diffusion from card['diffusion'], reference from card['data']."""
-    import types
-
     from guidekit_adm.factory import create_model
 
-    def carded_unet():
+    given = []
+
+    def carded_unet(path=None):  # like the bundled models: loads its own weights, or the file given
+        given.append(path)
         net = create_model(UNET)
-        net.load_state_dict(torch.load(setting / "unet.pt", weights_only=True))
+        net.load_state_dict(torch.load(path or setting / "unet.pt", weights_only=True))
         net.card = {"diffusion": {"steps": 40, "schedule": "linear", "learn_sigma": True, "respacing": "ddim4"},
                     "data": "tinyset", "sha256": "0" * 64}
         return net.eval()
@@ -278,11 +279,12 @@ def test_bundled_style_model_uses_its_card(setting, tmp_path, monkeypatch):
         def guidekit_networks(self):
             return [gk.Component("tiny-carded-unet", carded_unet, "tiny UNet with a card")]
 
+    import guidekit.data
+
     rng = np.random.default_rng(1)
-    data = types.ModuleType("guidekit.data")
-    data.load_dataset = lambda name: (torch.from_numpy(rng.uniform(-1, 1, (30, 3, 8, 8)).astype(np.float32)),
-                                      torch.zeros(30, dtype=torch.int64)) if name == "tinyset" else None
-    monkeypatch.setitem(sys.modules, "guidekit.data", data)
+    tiny = guidekit.data.Dataset("tinyset", torch.from_numpy(rng.uniform(-1, 1, (30, 3, 8, 8)).astype(np.float32)),
+                                 torch.zeros(30, dtype=torch.int64), 10)
+    monkeypatch.setattr(guidekit.data, "load_dataset", lambda name: tiny if name == "tinyset" else None)
     with gk.registered(Carded(), "carded"):
         res = compare("tiny-carded-unet", [CLF], ["constant:0,1"], out=tmp_path / "f", seeds=1, num_samples=8,
                       classifier_paths=[setting / "clf_ce.pt"], judge="small-cnn", judge_weights=setting / "judge.pt",
@@ -292,6 +294,12 @@ def test_bundled_style_model_uses_its_card(setting, tmp_path, monkeypatch):
     assert manifest["diffusion"]["respacing"] == "ddim4" and manifest["sampler"]["name"] == "ddim"
     assert manifest["model"] == {"name": "tiny-carded-unet", "sha256": "0" * 64}
     assert len(res.records) == 2 and all(r["fd"] > 0 for r in res.records)
+    assert given == [None]
+    with gk.registered(Carded(), "carded"):  # --model-path goes to the factory's path=
+        compare("tiny-carded-unet", [CLF], ["constant:1"], out=tmp_path / "h", seeds=1, num_samples=8,
+                model_path=setting / "unet.pt", classifier_paths=[setting / "clf_ce.pt"], judge="small-cnn",
+                judge_weights=setting / "judge.pt", device="cpu", plots=False, show_progress=False)
+    assert given == [None, str(setting / "unet.pt")]
 
 
 @pytest.mark.parametrize("extra,message", [

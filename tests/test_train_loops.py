@@ -11,11 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import guidekit_adm as adm
 import pytest
 import torch
 
 import guidekit as gk
-import guidekit_adm as adm
 from guidekit.data import load_dataset
 
 UNET = ("--image_size 8 --in_channels 1 --num_channels 32 --num_res_blocks 1 --channel_mult 1,2 "

@@ -205,7 +205,7 @@ def compare(
         raise InvalidParameterError(f"the classifiers disagree on the number of classes: {ks}")
     num_classes = next(iter(ks.values()))
     model_k = getattr(net, "num_classes", None)
-    if model_k is not None and model_k != num_classes:
+    if model_k is not None and model_k < num_classes:  # more is fine: e.g. a null label for CFG
         raise InvalidParameterError(f"the model is conditional on {model_k} classes but the classifiers have {num_classes}")
     judge_obj = models.load_judge(judge, judge_weights, dev)
     judge_id = {"name": judge, **({"weights": _file_id(judge_weights)["sha256"]} if judge_weights else {})}

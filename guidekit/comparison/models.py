@@ -49,6 +49,21 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def _factory_takes_path(name: str) -> bool:
+    """Whether the network component's factory loads weights itself from ``path=`` (bundled models do)."""
+    import inspect
+
+    from ..registry import describe
+
+    for comp in describe("network"):
+        if comp.name == name:
+            try:
+                return "path" in inspect.signature(comp.factory).parameters
+            except (TypeError, ValueError):
+                return False
+    return False
+
+
 def load_network(name: str, path: str | Path | None, device: torch.device, what: str) -> torch.nn.Module:
     """A network by component name, ADM release name or flag string, with ``path`` loaded strictly."""
     config = _adm_config(name)
@@ -65,11 +80,12 @@ def load_network(name: str, path: str | Path | None, device: torch.device, what:
     else:
         from ..registry import create
 
+        takes_path = path is not None and _factory_takes_path(name)
         try:
-            net = create("network", name)
+            net = create("network", name, **({"path": str(path)} if takes_path else {}))
         except UnknownComponentError as exc:
             raise UnknownComponentError(f"--{what} {name!r}: {exc}") from None
-        if path is not None:
+        if path is not None and not takes_path:
             path = Path(path)
             if not path.is_file():
                 raise FileNotFoundError(f"--{what}-path {path} does not exist")

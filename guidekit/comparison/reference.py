@@ -62,11 +62,8 @@ def _images(reference: str | Path | None, dataset: str | None) -> tuple[Any, tup
 @functools.lru_cache(maxsize=2)
 def _dataset_images(name: str) -> torch.Tensor:
     """The images of a bundled dataset, float [-1, 1] NCHW (``guidekit.data.load_dataset``)."""
-    try:
-        from ..data import load_dataset  # type: ignore[import-not-found]
-    except ImportError:
-        raise InvalidParameterError(f"the model card names dataset {name!r} but this guidekit has no "
-                                    "guidekit.data; give --reference FILE.npz") from None
+    from ..data import load_dataset
+
     return load_dataset(name).images
 
 

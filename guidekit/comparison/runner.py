@@ -14,6 +14,7 @@ at most the cells in flight), ``reference_stats.npz`` (the judge's reference sta
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -161,13 +162,11 @@ def compute(ctx: Context, cell: Cell | None, seed: int) -> dict[str, Any]:
     correct, judged = 0, 0
     norm_sum: torch.Tensor | None = None
     t_list: list[int] = []
-    writer = None
-    if ctx.save_samples:
-        name = cell.key if cell is not None else unguided_key(seed)
-        c, h, w = ctx.shape
-        writer = SampleBatchWriter(ctx.out / "samples" / f"{name}.npz", ctx.num_samples, (h, w, c))
-        writer.__enter__()
-    try:
+    c, h, w = ctx.shape
+    name = cell.key if cell is not None else unguided_key(seed)
+    keep = (SampleBatchWriter(ctx.out / "samples" / f"{name}.npz", ctx.num_samples, (h, w, c))
+            if ctx.save_samples else contextlib.nullcontext())
+    with keep as writer:  # the .npz appears only when the whole cell is sampled
         for start in range(0, ctx.num_samples, ctx.batch_size):
             count = min(ctx.batch_size, ctx.num_samples - start)
             y = labels_for(start, count, ctx.num_classes)
@@ -192,9 +191,6 @@ def compute(ctx: Context, cell: Cell | None, seed: int) -> dict[str, Any]:
                 norms = trace.tensor("guided_norm").sum(1)
                 norm_sum = norms if norm_sum is None else norm_sum + norms
                 t_list = trace.t
-    finally:
-        if writer is not None:
-            writer.__exit__(*sys.exc_info())
     fake = np.concatenate(pools)
     precision, recall = _precision_recall(ctx.reference, fake, ctx.k, ctx.device)
     v = torch.cat(vanish) if vanish else torch.zeros(0, dtype=torch.float64)

@@ -20,7 +20,7 @@ from torch import nn
 from ..errors import CheckpointError, InvalidParameterError, NonFiniteError
 from ..progress import progress as progress_bar
 from .config import RESUMABLE_FIELDS, TrainConfig
-from .distributed import World, init_world, local_slice, mean_over_world
+from .distributed import init_world, local_slice, mean_over_world
 from .ema import EMA
 
 #: the global batch of one step: tensors with the batch along dim 0

@@ -6,14 +6,14 @@ import hashlib
 import json
 import shutil
 
+import guidekit_mnist16 as m16
 import numpy as np
 import pytest
 import torch
+from guidekit_mnist16.models import REFERENCE, WEIGHTS
 
 import guidekit as gk
-import guidekit_mnist16 as m16
 from guidekit.io import load_batch
-from guidekit_mnist16.models import REFERENCE, WEIGHTS
 
 CARD_KEYS = {"name", "data", "preprocessing", "split", "command", "guidekit_version", "torch_version", "trained_on",
              "architecture", "training", "seed", "parameters", "train_seconds", "sha256"}
