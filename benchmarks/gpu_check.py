@@ -75,7 +75,8 @@ def extractor_parity(device) -> dict:
 
     import numpy as np
 
-    from guidekit.extractors.inception import InceptionV3, resize_bilinear_tf1
+    from guidekit.extractors.inception import resize_bilinear_tf1
+    from guidekit.testing import random_inception
 
     fixture = Path(__file__).resolve().parents[1] / "tests" / "metrics" / "data" / "tf_resize_bilinear.npz"
     data = dict(np.load(fixture))
@@ -86,16 +87,7 @@ def extractor_parity(device) -> dict:
         out = resize_bilinear_tf1(x, tuple(data[f"{case}/size"].tolist())).permute(0, 2, 3, 1).cpu().numpy()
         digest = hashlib.sha256(np.ascontiguousarray(out + np.float32(0.0)).tobytes()).hexdigest()
         exact += digest == str(data[f"{case}/sha256"])
-    torch.manual_seed(0)
-    model = InceptionV3()
-    with torch.no_grad():  # He-initialised convs and non-trivial batch-norm statistics: O(1) activations
-        for module in model.modules():
-            if isinstance(module, torch.nn.Conv2d):
-                torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.1, 0.1)
-                module.running_var.uniform_(0.5, 1.5)
-    model.eval()
+    model = random_inception(seed=0)
     images = torch.from_numpy(data["u8_64_to_299/input"])
     cpu = model.extract(images)["pool"]
     model.to(device)
