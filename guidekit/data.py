@@ -98,7 +98,7 @@ def load_digits() -> Dataset:
 
 def uint8_nhwc_to_float(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W, C) -> float32 (N, C, H, W) in [-1, 1], as ADM's data loader does."""
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+    return torch.from_numpy(np.array(images, dtype=np.uint8)).permute(0, 3, 1, 2).float().div(127.5).sub(1)
 
 
 def load_npz(path: str | os.PathLike[str]) -> Dataset:

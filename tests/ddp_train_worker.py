@@ -19,9 +19,10 @@ def train_once() -> dict:
     d = load_dataset("digits")
     torch.manual_seed(0)
     clf = adm.create_model(FLAGS)
+    init = {k: v.clone() for k, v in clf.state_dict().items()}
     cfg = gk.TrainConfig(steps=3, batch_size=16, lr=1e-3, log_every=1, loss="ect", loss_params={"eta": 0.2})
     res = gk.train_classifier(clf, d.images, d.labels, gk.GaussianDiffusion.create(steps=100), cfg, progress=False)
-    return {"records": [r["loss"] for r in res.records], "model": clf.state_dict()}
+    return {"records": [r["loss"] for r in res.records], "model": clf.state_dict(), "init": init}
 
 
 if __name__ == "__main__":

@@ -90,7 +90,10 @@ def _build(args: argparse.Namespace, device: torch.device) -> tuple[torch.nn.Mod
         )
     diffusion = {"steps": args.diffusion_steps or config.diffusion.steps, "schedule": args.schedule or config.diffusion.schedule,
                  "learn_sigma": config.diffusion.learn_sigma}
-    return create_model(config).to(device), gk.GaussianDiffusion.create(**diffusion), diffusion
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)  # the initial weights come from --seed too
+        model = create_model(config)
+    return model.to(device), gk.GaussianDiffusion.create(**diffusion), diffusion
 
 
 def run_train(args: argparse.Namespace) -> int:
