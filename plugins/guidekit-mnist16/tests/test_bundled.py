@@ -109,3 +109,19 @@ def test_docs_table_is_generated_from_the_cards():
 
     docs = Path(__file__).resolve().parents[3] / "docs" / "bundled_cards.rst"
     assert docs.read_text() == m16.cards_table(), "regenerate: python -c 'import guidekit_mnist16 as m; print(m.cards_table(), end=\"\")' > docs/bundled_cards.rst"
+
+
+def test_ect_classifier_is_less_confident_than_ce_on_the_same_noisy_inputs(reference):
+    """ECT (paper Eq. 12) keeps p(ỹ|x_t) away from one-hot: higher entropy on identical x_t (measured at
+    t = 100: 0.10 nats for CE, 0.32 for ECT)."""
+    images, labels = reference
+    x0 = images[::25].permute(0, 3, 1, 2).float() / 127.5 - 1
+    ce, ect = (gk.create("network", f"mnist16-classifier-{k}") for k in ("ce", "ect"))
+    diff = gk.GaussianDiffusion.create(steps=1000)
+    for t in (100, 300):
+        tt = torch.full((len(x0),), t)
+        x_t = diff.q_sample(x0, tt, torch.randn(x0.shape, generator=torch.Generator().manual_seed(t)))
+        with torch.no_grad():
+            h_ce, h_ect = (gk.GuidanceState(t=tt, t_index=0, num_steps=1, logits=m(x_t, tt), grad=None,
+                                            y=labels[::25]).entropy.mean() for m in (ce, ect))
+        assert h_ect > 1.3 * h_ce, (t, h_ce, h_ect)
