@@ -36,7 +36,7 @@ from .nn import GroupNorm32, timestep_embedding
 from .releases import RELEASES, Release, release, release_names
 from .unet import SuperResModel, UNetModel
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "RELEASES", "AttentionBlock", "AttentionPool2d", "CheckpointDtypeWarning", "CheckpointMismatchError",
