@@ -176,3 +176,34 @@ def test_wheels_installed_in_fresh_venv(built, tmp_path_factory):
         assert set(dists[b.name]["data"]) == data, f"{b.name}: package data read back in the venv"
     assert summary["components"]["scaler"]["entropy"] == "guidekit-eds"
     assert summary["sample"]["shape"] == [3, 3, 8, 8]
+
+
+HINT = re.compile(r"pip install (-e )?('[^']+'|\"[^\"]+\"|[\w.\-\[\]{}/]+)")
+
+
+def test_install_hints_name_real_things(built):
+    """Every ``pip install`` an error message suggests names a real distribution, extra or checkout path."""
+    ours = {b.name: set(b.metadata.get_all("Provides-Extra") or []) for b in built.values()}
+    deps = {canonicalize_name(Requirement(r).name) for b in built.values() for r in b.metadata.get_all("Requires-Dist") or []}
+    from guidekit.registry import KNOWN_DISTRIBUTIONS
+
+    assert set(KNOWN_DISTRIBUTIONS.values()) <= set(ours)
+    for dist in KNOWN_DISTRIBUTIONS.values():  # registry: "pip install -e plugins/{dist}" in a checkout
+        assert (REPO / "plugins" / dist / "pyproject.toml").is_file()
+    sources = [f for b in built.values() for pkg in b.packages for f in (b.project / pkg).rglob("*.py")]
+    hints = [(f, m) for f in sources for m in HINT.finditer(f.read_text(encoding="utf-8"))]
+    assert len(hints) >= 4
+    for f, m in hints:
+        editable, arg = m.groups()
+        where = f"{f.relative_to(REPO)}: pip install {editable or ''}{arg}"
+        if "{" in arg:  # an f-string placeholder: checked through KNOWN_DISTRIBUTIONS above
+            assert arg.strip("'\"") in ("{dist}", "plugins/{dist}"), where
+            continue
+        if editable:
+            assert (REPO / arg).is_dir(), where
+            continue
+        assert "[" not in arg or arg[0] in "'\"", f"{where}: quote extras, or shells such as zsh expand the brackets"
+        req = Requirement(arg.strip("'\""))
+        name = canonicalize_name(req.name)
+        assert name in ours or name in deps, f"{where}: {req.name} is no guidekit distribution or dependency"
+        assert req.extras <= ours.get(name, set()), f"{where}: {name} has no extra {req.extras}"
