@@ -36,7 +36,7 @@ from .sampling import StepInfo, sample, sample_generator
 from .trace import GuidanceTrace
 from .training import TrainConfig, TrainResult, train_classifier, train_diffusion
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def __getattr__(name: str) -> object:

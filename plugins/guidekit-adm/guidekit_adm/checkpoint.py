@@ -45,7 +45,7 @@ def read_state_dict(path: str | Path, device: torch.device | str = "cpu") -> dic
             from safetensors.torch import load_file
         except ImportError:
             raise ImportError(
-                f"reading {path.name} needs the safetensors package: pip install guidekit-adm[safetensors]"
+                f"reading {path.name} needs the safetensors package: pip install safetensors"
             ) from None
         reader = functools.partial(load_file, str(path), device=str(device))
     else:

@@ -9,4 +9,5 @@ from __future__ import annotations
 
 from .models import NAMES, card, cards_table, load
 
+__version__ = "0.2.0"
 __all__ = ["NAMES", "card", "cards_table", "load"]
