@@ -60,6 +60,10 @@ def plot_frontier(records: list[dict[str, Any]], path: str | os.PathLike) -> Pat
             ax.annotate(f"{g:g}", (a[0], f[0]), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set_xlabel("judge accuracy against the requested label")
     ax.set_ylabel("FD to the reference (judge features)")
+    means = [r["fd"] for r in records if r.get("fd") is not None]
+    if means and min(means) > 0 and max(means) / min(means) > 20:  # runaway points would flatten every curve
+        ax.set_yscale("log")
+        ax.set_ylabel("FD to the reference (judge features, log scale)")
     ax.set_title("accuracy–FD frontier (labels: γ; bars: std over seeds)", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
