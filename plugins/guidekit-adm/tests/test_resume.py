@@ -179,3 +179,20 @@ def test_partial_state_is_redone_and_options_are_checked(args, reference, tmp_pa
     assert "--gamma: was 3.0, now 2.0" in capsys.readouterr().err
     assert main([*args, "--out", str(out), "--gamma", "2", "--overwrite"]) == 0
     assert _arrays(out / f"{NAME}.npz") != reference
+
+
+def test_merge_batches_never_overwrites_silently(tmp_path, capsys):
+    from guidekit.io import write_sample_batch
+
+    a = write_sample_batch(tmp_path / "a.npz", np.zeros((2, 4, 4, 3), np.uint8), np.arange(2))
+    b = write_sample_batch(tmp_path / "b.npz", np.ones((1, 4, 4, 3), np.uint8), np.arange(1))
+    out = tmp_path / "merged.npz"
+    assert main(["merge-batches", str(out), str(a), str(b)]) == 0
+    before = out.read_bytes()
+    assert main(["merge-batches", str(out), str(b), str(a)]) == 1
+    assert "--overwrite" in capsys.readouterr().err and out.read_bytes() == before
+    assert main(["merge-batches", str(a), str(a), str(b), "--overwrite"]) == 1
+    assert "also an input" in capsys.readouterr().err
+    assert main(["merge-batches", str(out), str(b), str(a), "--overwrite"]) == 0
+    with np.load(out) as data:
+        assert data["arr_1"].tolist() == [0, 0, 1]
