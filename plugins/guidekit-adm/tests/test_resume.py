@@ -196,3 +196,17 @@ def test_merge_batches_never_overwrites_silently(tmp_path, capsys):
     assert main(["merge-batches", str(out), str(b), str(a), "--overwrite"]) == 0
     with np.load(out) as data:
         assert data["arr_1"].tolist() == [0, 0, 1]
+
+
+def test_sample_cli_fast_path(args, reference, tmp_path, capsys):
+    """--fast (bf16 autocast on the CPU) gives the run's labels and images within the stated bf16 tolerance."""
+    out = tmp_path / "fast"
+    assert main([*args, "--fast", "--out", str(out)]) == 0
+    with np.load(out / f"{NAME}.npz") as data:
+        images, labels = data["arr_0"].astype(int), data["arr_1"]
+    ref = np.frombuffer(reference["arr_0"], np.uint8).reshape(images.shape).astype(int)
+    assert labels.tobytes() == reference["arr_1"]
+    assert np.abs(images - ref).max() <= 13 and np.abs(images - ref).mean() < 1  # 0.1 and 1e-3 in [-1, 1], and truncation
+    assert json.loads((out / "run.json").read_text())["options"]["fast"] is True
+    assert main([*args, "--out", str(out), "--resume"]) == 1
+    assert "--fast: was True, now False" in capsys.readouterr().err
