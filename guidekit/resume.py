@@ -7,7 +7,8 @@ A run writes ``samples_....npz`` through a folder ``samples_....parts/`` beside 
   the options that change the output (seed, checkpoints' digests, scaler, ...) and the chunks done;
 * a chunk that is not in the manifest was cut short and is redone;
 * when all chunks are done they are streamed into the final ``.npz`` (atomically), and the folder is
-  removed after the caller has written its record (``run.json``, which keeps the options).
+  removed after the caller has written its record (``run.json``, which keeps the options). Until then
+  the run needs about twice the batch's size on disk.
 
 So a SIGKILL at any moment leaves either nothing new, or chunks that ``--resume`` keeps, or a final file
 whose record says which options made it. Resuming with other options is refused, naming the option.
@@ -47,6 +48,20 @@ def file_sha256(path: str | os.PathLike[str], block: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
+def read_manifest(parts: Path) -> dict[str, Any] | None:
+    """The manifest of a parts folder, or None when there is none."""
+    path = parts / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ResumeError(f"{str(path)!r} is unreadable ({exc}); pass --overwrite to start again") from exc
+    if manifest.get("format") != FORMAT:
+        raise ResumeError(f"{str(path)!r} is not a {FORMAT} manifest; pass --overwrite to start again")
+    return manifest
+
+
 def _normalised(options: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(options, sort_keys=True))
 
@@ -65,11 +80,14 @@ class ChunkedSampleBatch:
 
     ``mode``: ``"new"`` refuses an existing output, ``"resume"`` continues it (options must match),
     ``"overwrite"`` discards it. ``flags`` maps option keys to the command-line flags named in errors.
+    ``others``: parts folders of unfinished runs with other file names (another sample count or shard
+    count); resuming when only those exist is refused, naming the options that differ.
     """
 
     def __init__(self, path: str | os.PathLike[str], first: int, end: int, image_shape_hwc: Sequence[int],
                  *, mode: str = "new", record: str | os.PathLike[str] | None = None,
-                 companions: Sequence[str | os.PathLike[str]] = (), flags: dict[str, str] | None = None) -> None:
+                 companions: Sequence[str | os.PathLike[str]] = (), flags: dict[str, str] | None = None,
+                 others: Sequence[str | os.PathLike[str]] = ()) -> None:
         if mode not in MODES:
             raise ResumeError(f"mode must be one of {MODES}, got {mode!r}")
         self.path, self.first, self.end = Path(path), int(first), int(end)
@@ -79,6 +97,7 @@ class ChunkedSampleBatch:
         self.record = None if record is None else Path(record)
         self.companions = [Path(p) for p in companions]
         self.flags = flags or {}
+        self.others = [Path(p) for p in others]
         self.options: dict[str, Any] = {}
         self.done: dict[int, int] = {}
 
@@ -106,7 +125,7 @@ class ChunkedSampleBatch:
         self.check_mode()
         self.options = _normalised(options)
         self._clean_temporaries()
-        manifest = self._read_manifest()
+        manifest = read_manifest(self.parts)
         if self.mode == "overwrite" or (manifest is None and self.parts.exists()):
             self._remove_parts()
             manifest = None
@@ -114,6 +133,11 @@ class ChunkedSampleBatch:
             for p in [self.path, *self.companions] + ([self.record] if self.record else []):
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()
+        if self.mode == "resume" and manifest is None and not self.path.exists():
+            for other in self.others:
+                saved = read_manifest(other)
+                if saved is not None:
+                    _refuse_mismatch(saved.get("options", {}), self.options, other, self.flags)
         if manifest is None and self.path.exists():  # a finished run: its record says what made it
             saved = self._read_record_options()
             _refuse_mismatch(saved, self.options, self.path, self.flags)
@@ -127,18 +151,6 @@ class ChunkedSampleBatch:
         self.parts.mkdir(parents=True, exist_ok=True)
         self._write_manifest()
         return False
-
-    def _read_manifest(self) -> dict[str, Any] | None:
-        path = self.parts / MANIFEST
-        if not path.is_file():
-            return None
-        try:
-            manifest = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ResumeError(f"{str(path)!r} is unreadable ({exc}); pass --overwrite to start again") from exc
-        if manifest.get("format") != FORMAT:
-            raise ResumeError(f"{str(path)!r} is not a {FORMAT} manifest; pass --overwrite to start again")
-        return manifest
 
     def _read_record_options(self) -> dict[str, Any]:
         try:

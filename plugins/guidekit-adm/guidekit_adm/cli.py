@@ -29,6 +29,7 @@ import ast
 import json
 import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -150,6 +151,13 @@ def _labels(classes: list[int] | None, start: int, count: int) -> torch.Tensor |
     return torch.tensor([classes[(start + i) % len(classes)] for i in range(count)], dtype=torch.int64)
 
 
+def _other_runs(out: Path, name: str, num_shards: int) -> list[Path]:
+    """Unfinished runs in ``out`` of another sample count, image size or shard count (not this run's shards)."""
+    stem = name.split("_shard")[0].removesuffix(".npz")
+    ours = re.compile(re.escape(stem) + (rf"_shard\d+of{num_shards}" if num_shards > 1 else "") + r"\.parts")
+    return sorted(p for p in out.glob("samples_*.parts") if not ours.fullmatch(p.name))
+
+
 #: option keys of the resume manifest -> the flags an error names
 OPTION_FLAGS = {
     "model": "--model", "model_sha256": "--model-path (the checkpoint's contents)", "classifier": "--classifier",
@@ -190,7 +198,8 @@ def run_sample(args: argparse.Namespace) -> int:
     suffix = f"_shard{shard_index}of{num_shards}" if num_shards > 1 else ""
     run = ChunkedSampleBatch(npz, first, end, (size, size, channels), record=out / f"run{suffix}.json",
                              companions=[out / f"grid{suffix}.png"], flags=OPTION_FLAGS,
-                             mode="resume" if args.resume else "overwrite" if args.overwrite else "new")
+                             mode="resume" if args.resume else "overwrite" if args.overwrite else "new",
+                             others=_other_runs(out, npz.name, num_shards))
     run.check_mode()  # before loading anything
     try:
         model = load_checkpoint(config, args.model_path, device=device, use_fp16=args.use_fp16)

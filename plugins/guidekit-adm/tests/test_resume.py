@@ -210,3 +210,19 @@ def test_sample_cli_fast_path(args, reference, tmp_path, capsys):
     assert json.loads((out / "run.json").read_text())["options"]["fast"] is True
     assert main([*args, "--out", str(out), "--resume"]) == 1
     assert "--fast: was True, now False" in capsys.readouterr().err
+
+
+def test_resume_with_another_sample_or_shard_count_is_refused(args, tmp_path, capsys):
+    """Those options change the file names; a resume must not start a second run beside the unfinished one."""
+    out = tmp_path / "run"
+    parts = out / f"{NAME}_shard1of2.parts"
+    parts.mkdir(parents=True)
+    (parts / "manifest.json").write_text(json.dumps({"format": "guidekit-sample-chunks/1", "chunks": [],
+                                                     "options": {"num_shards": 2, "shard_index": 1}}))
+    assert main([*args, "--out", str(out), "--resume"]) == 1
+    err = capsys.readouterr().err
+    assert "--num-shards: was 2, now 1" in err and "--shard-index" in err
+    assert main([*args, "--out", str(out), "--num-samples", "6", "--num-shards", "2", "--shard-index", "1",
+                 "--resume"]) == 1
+    assert "--num-samples" in capsys.readouterr().err
+    assert not list(out.glob("samples_6x*"))
