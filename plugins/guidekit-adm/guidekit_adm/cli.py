@@ -90,7 +90,8 @@ def add_sample_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... or auto (cuda:$LOCAL_RANK under torchrun)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--fast", action="store_true",
-                   help="fast path: bf16 autocast, channels_last, torch.compile on CUDA (see guidekit.fast)")
+                   help="fast path: bf16 autocast of float32 weights (unless --use-fp16), channels_last, "
+                   "torch.compile on CUDA (see guidekit.fast)")
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true",
                        help="continue a killed run in --out (same options); a finished run is left as it is")
@@ -202,14 +203,17 @@ def run_sample(args: argparse.Namespace) -> int:
                              others=_other_runs(out, npz.name, num_shards))
     run.check_mode()  # before loading anything
     try:
-        model = load_checkpoint(config, args.model_path, device=device, use_fp16=args.use_fp16)
+        fp16_default = False if args.fast else None  # the fast path autocasts float32 weights
+        model = load_checkpoint(config, args.model_path, device=device,
+                                use_fp16=fp16_default if args.use_fp16 is None else args.use_fp16)
         classifier = None
         if args.classifier:
             cconfig = resolve_config(args.classifier)
             if cconfig.kind != "classifier":
                 raise InvalidParameterError(f"--classifier {args.classifier!r} is not a classifier")
             classifier = load_checkpoint(cconfig, args.classifier_path, device=device,
-                                         use_fp16=args.classifier_use_fp16)
+                                         use_fp16=fp16_default if args.classifier_use_fp16 is None
+                                         else args.classifier_use_fp16)
     except (FileNotFoundError, ImportError) as exc:
         print(f"guidekit sample: error: {exc}", file=sys.stderr)
         return 1
