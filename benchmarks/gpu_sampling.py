@@ -261,38 +261,43 @@ def host_syncs(fn: Callable[[], Any], device: torch.device) -> int | None:
 
 def bench(nets_for: Callable[[str], Nets], label: str, device: torch.device, fast: FastConfig, gamma: float,
           respacing: str, repeats: int) -> dict[str, Any]:
-    """Every variant and scaler for one architecture."""
-    diffusion = gk.GaussianDiffusion.create(steps=1000, schedule="linear", learn_sigma=True, respacing=respacing)
-    rows: dict[str, Any] = {"arch": label, "variants": {}}
-    for variant in VARIANTS:
-        nets = nets_for(variant)
-        rows["nets"] = nets.name
-        y = torch.randint(0, nets.num_classes, (nets.shape[0],), generator=torch.Generator().manual_seed(0)).to(device)
-        if not nets.learn_sigma:
-            diffusion = gk.GaussianDiffusion.create(steps=1000, schedule="linear", learn_sigma=False,
-                                                    respacing=respacing)
-        row: dict[str, Any] = {"batch": nets.shape[0], "weights_gib": nets.weight_bytes() / 2**30}
-        for scaler in SCALERS:
-            run = loop_fn(variant, nets, fast, diffusion, scaler, gamma, y)
-            cold = timed(run, device)  # warm-up; for the fast path, includes compiling
+    """Every variant and scaler for one architecture; the timed loops are interleaved round by round, so
+    drift (clocks, temperature, other processes) hits them alike."""
+    nets = {variant: nets_for(variant) for variant in VARIANTS}
+    first = nets[VARIANTS[0]]
+    diffusion = gk.GaussianDiffusion.create(steps=1000, schedule="linear", learn_sigma=first.learn_sigma,
+                                            respacing=respacing)
+    y = torch.randint(0, first.num_classes, (first.shape[0],), generator=torch.Generator().manual_seed(0)).to(device)
+    runs = {(v, s): loop_fn(v, nets[v], fast, diffusion, s, gamma, y) for v in VARIANTS for s in SCALERS}
+    entries: dict[tuple[str, str], dict[str, Any]] = {}
+    for key, run in runs.items():
+        entries[key] = {"cold_s": timed(run, device), "loop_s": [], "peak_gib": 0.0}  # the fast path compiles here
+    for _ in range(repeats):
+        for key, run in runs.items():
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
                 base = torch.cuda.memory_allocated(device)
-            times = [timed(run, device) for _ in range(repeats)]
-            entry = {"cold_s": cold, "loop_s": times, "best_s": min(times), "median_s": statistics.median(times)}
+            entries[key]["loop_s"].append(timed(run, device))
             if device.type == "cuda":
-                entry["peak_gib"] = (torch.cuda.max_memory_allocated(device) - base) / 2**30 + row["weights_gib"]
+                peak = (torch.cuda.max_memory_allocated(device) - base) / 2**30 + nets[key[0]].weight_bytes() / 2**30
+                entries[key]["peak_gib"] = max(entries[key]["peak_gib"], peak)
+    rows: dict[str, Any] = {"arch": label, "nets": first.name, "variants": {}}
+    for variant in VARIANTS:
+        row: dict[str, Any] = {"batch": nets[variant].shape[0]}
+        for scaler in SCALERS:
+            entry = entries[(variant, scaler)]
+            entry |= {"best_s": min(entry["loop_s"]), "median_s": statistics.median(entry["loop_s"])}
+            if device.type != "cuda":
+                entry.pop("peak_gib")
             if variant == "fast" and scaler == SCALERS[0]:
-                entry["compile_s"] = cold - min(times)
-                entry["host_syncs"] = host_syncs(run, device)
+                entry["compile_s"] = entry["cold_s"] - entry["best_s"]
+                entry["host_syncs"] = host_syncs(runs[(variant, scaler)], device)
             row[scaler] = entry
             print(json.dumps({"arch": label, "variant": variant, "scaler": scaler,
                               **{k: v for k, v in entry.items() if k != "loop_s"}}), flush=True)
-        row["bound"] = per_step_bound(variant, nets, fast, diffusion, y, repeats)
+        row["bound"] = per_step_bound(variant, nets[variant], fast, diffusion, y, repeats)
+        print(json.dumps({"arch": label, "variant": variant, **row["bound"]}), flush=True)
         rows["variants"][variant] = row
-        del nets
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
     return rows
 
 
@@ -325,7 +330,7 @@ def _fmt(value: Any, spec: str) -> str:
 def to_markdown(env: dict[str, Any], results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     lines = [f"# Guided sampling loops, {env['device_name']} ({env['device']})", "",
              f"`python benchmarks/gpu_sampling.py {' '.join(args.argv)}` — random weights, {args.respacing}, "
-             f"fast path {env['fast']}; best of {args.repeats} loops after one warm-up loop, {args.clock} clock; TF32 "
+             f"fast path {env['fast']}; best of {args.repeats} interleaved loops after one warm-up loop each, {args.clock} clock; TF32 "
              f"{'on' if env.get('tf32') else 'off'}. reference = ADM formulation in eager PyTorch "
              f"({'convert_to_fp16 networks' if env['device'] == 'cuda' else 'float32'}); default = gk.sample with the "
              "same networks; fast = gk.sample(fast=...) on float32 weights. bound = steps × (best UNet forward + best "
@@ -388,15 +393,16 @@ def main(argv: list[str] | None = None) -> int:
             cache: dict[bool, Nets] = {}
 
             def nets_for(variant: str, arch: str = arch, cache: dict[bool, Nets] = cache) -> Nets:
-                fp16 = variant != "fast"
+                fp16 = variant != "fast"  # (a) and (b) share the reference's fp16 networks
                 if fp16 not in cache:
-                    cache.clear()  # one copy of the networks at a time
                     cache[fp16] = release_nets(arch, device, fp16)
                     if args.batch:
                         cache[fp16].shape = (args.batch, *cache[fp16].shape[1:])
                 return cache[fp16]
 
             results.append(bench(nets_for, arch, device, fast, spec["gamma"], args.respacing, args.repeats))
+            cache.clear()
+            torch.cuda.empty_cache()
     else:
         nets = cpu_nets(args.batch or 4, device)
         results.append(bench(lambda variant: nets, "cpu", device, fast, 1.0, args.respacing, args.repeats))
