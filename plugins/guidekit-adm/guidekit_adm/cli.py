@@ -252,15 +252,20 @@ def run_sample(args: argparse.Namespace) -> int:
     if run.num_done:
         print(f"resuming: {run.num_done}/{end - first} samples already done{shard_note}", file=sys.stderr)
     started = time.perf_counter()
-    for start, count in run.pending(args.batch_size):  # start: the global index of the batch's first sample
-        x0, y = gk.sample(
-            model, diffusion, (count, channels, size, size), sampler=sampler, guidance=guidance,
-            y=_labels(classes, start, count), num_classes=num_classes, seed=args.seed, sample_offset=start,
-            clip_denoised=args.clip_denoised, progress=args.progress, device=device, return_labels=True,
-            fast=args.fast,
-        )
-        run.commit(start, to_uint8(x0.cpu()), None if y is None else y.cpu().to(torch.int64))
-        print(f"sampled {run.num_done}/{end - first}{shard_note}", file=sys.stderr)
+    try:
+        for start, count in run.pending(args.batch_size):  # start: the global index of the batch's first sample
+            x0, y = gk.sample(
+                model, diffusion, (count, channels, size, size), sampler=sampler, guidance=guidance,
+                y=_labels(classes, start, count), num_classes=num_classes, seed=args.seed, sample_offset=start,
+                clip_denoised=args.clip_denoised, progress=args.progress, device=device, return_labels=True,
+                fast=args.fast,
+            )
+            run.commit(start, to_uint8(x0.cpu()), None if y is None else y.cpu().to(torch.int64))
+            print(f"sampled {run.num_done}/{end - first}{shard_note}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"interrupted with {run.num_done}/{end - first} samples kept{shard_note}; run the same command "
+              "with --resume to continue", file=sys.stderr)
+        return 130
 
     grid = run.finish(GRID_MAX)
     if grid:

@@ -225,3 +225,23 @@ def test_resume_with_another_sample_or_shard_count_is_refused(args, tmp_path, ca
                  "--resume"]) == 1
     assert "--num-samples" in capsys.readouterr().err
     assert not list(out.glob("samples_6x*"))
+
+
+def test_ctrl_c_keeps_the_finished_chunks(args, reference, tmp_path, capsys, monkeypatch):
+    import guidekit as gk
+
+    real, calls = gk.sample, []
+
+    def interrupted_on_the_third_batch(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(gk, "sample", interrupted_on_the_third_batch)
+    assert main([*args, "--out", str(out)]) == 130
+    assert "interrupted with 4/8 samples kept" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert main([*args, "--out", str(out), "--resume"]) == 0
+    assert _arrays(out / f"{NAME}.npz") == reference
