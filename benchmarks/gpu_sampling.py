@@ -272,6 +272,7 @@ def bench(nets_for: Callable[[str], Nets], label: str, device: torch.device, fas
     entries: dict[tuple[str, str], dict[str, Any]] = {}
     for key, run in runs.items():
         entries[key] = {"cold_s": timed(run, device), "loop_s": [], "peak_gib": 0.0}  # the fast path compiles here
+        print(json.dumps({"arch": label, "warm-up": key, "cold_s": entries[key]["cold_s"]}), flush=True)
     for _ in range(repeats):
         for key, run in runs.items():
             if device.type == "cuda":
@@ -386,10 +387,19 @@ def main(argv: list[str] | None = None) -> int:
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
     torch.backends.cudnn.allow_tf32 = args.tf32
     fast = FastConfig(dtype=args.fast_dtype, compile_mode=args.compile_mode)
-    results = []
+    env = environment(device, fast)
+    slug = re.sub(r"[^a-z0-9]+", "-", env["device_name"].lower()).strip("-") if device.type == "cuda" else "cpu"
+    out = args.out or RESULTS / f"gpu_sampling_{slug}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    results: list[dict[str, Any]] = []
+
+    def save(result: dict[str, Any]) -> None:  # after each architecture: a run cut short keeps what it measured
+        results.append(result)
+        out.write_text(to_markdown(env, results, args))
+        print(f"wrote {out}", flush=True)
+
     if device.type == "cuda":
         for arch in args.archs.split(","):
-            spec = ARCHS[arch]
             cache: dict[bool, Nets] = {}
 
             def nets_for(variant: str, arch: str = arch, cache: dict[bool, Nets] = cache) -> Nets:
@@ -400,18 +410,12 @@ def main(argv: list[str] | None = None) -> int:
                         cache[fp16].shape = (args.batch, *cache[fp16].shape[1:])
                 return cache[fp16]
 
-            results.append(bench(nets_for, arch, device, fast, spec["gamma"], args.respacing, args.repeats))
+            save(bench(nets_for, arch, device, fast, ARCHS[arch]["gamma"], args.respacing, args.repeats))
             cache.clear()
             torch.cuda.empty_cache()
     else:
         nets = cpu_nets(args.batch or 4, device)
-        results.append(bench(lambda variant: nets, "cpu", device, fast, 1.0, args.respacing, args.repeats))
-    env = environment(device, fast)
-    slug = re.sub(r"[^a-z0-9]+", "-", env["device_name"].lower()).strip("-") if device.type == "cuda" else "cpu"
-    out = args.out or RESULTS / f"gpu_sampling_{slug}.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(to_markdown(env, results, args))
-    print(f"wrote {out}")
+        save(bench(lambda variant: nets, "cpu", device, fast, 1.0, args.respacing, args.repeats))
     return 0
 
 
