@@ -135,8 +135,11 @@ def sample(
             if check_finite:
                 _check_finite(result.grad, "classifier gradient", step, int(t[0]), sample_offset)
         noise = _randn(gens, tuple(shape[1:])).to(device)
+        # a scale of 0 for the whole batch is no guidance: step exactly as unguided sampling does (DDIM's
+        # eps -> x0 round trip under guidance would otherwise change the last bits)
+        grad = None if result is None or not bool(result.scale.any()) else result.grad
         with torch.no_grad():
-            stepped = sampler.step(diffusion, out.float(), x, t_idx, guidance_grad=None if result is None else result.grad,
+            stepped = sampler.step(diffusion, out.float(), x, t_idx, guidance_grad=grad,
                                    noise=noise, clip_denoised=clip_denoised)
         if check_finite:
             _check_finite(stepped.sample, "sample", step, int(t[0]), sample_offset)
