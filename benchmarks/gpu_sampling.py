@@ -415,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.cuda.empty_cache()
     else:
         nets = cpu_nets(args.batch or 4, device)
-        save(bench(lambda variant: nets, "cpu", device, fast, 1.0, args.respacing, args.repeats))
+        save(bench(lambda variant: nets, f"cpu: {nets.name}", device, fast, 1.0, args.respacing, args.repeats))
     return 0
 
 
