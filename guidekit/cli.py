@@ -24,8 +24,15 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_merge_batches(args: argparse.Namespace) -> int:
-    from .io import load_batch, merge_sample_batches
+    from pathlib import Path
 
+    from .io import BatchFileError, load_batch, merge_sample_batches
+
+    target = Path(args.out)
+    if any(target.resolve() == Path(p).resolve() for p in args.inputs):
+        raise BatchFileError(f"OUT {args.out!r} is also an input; write the merged batch to another file")
+    if target.exists() and not args.overwrite:
+        raise BatchFileError(f"{args.out!r} already exists; pass --overwrite to replace it, or choose another OUT")
     out = merge_sample_batches(args.out, args.inputs)
     print(f"wrote {out} ({load_batch(out).num_images} images)", file=sys.stderr)
     return 0
@@ -49,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Concatenate sample .npz batches into OUT, streaming; shard files go in shard order.")
     p.add_argument("out", metavar="OUT.npz")
     p.add_argument("inputs", nargs="+", metavar="SHARD.npz")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=_cmd_merge_batches)
 
     from .demo import add_arguments as add_demo

@@ -75,6 +75,7 @@ def sample(
     class_cond: bool | None = None,
     check_finite: bool = True,
     return_labels: bool = False,
+    fast: Any = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
     """Draw samples of ``shape`` (B, C, H, W) from ``model`` under ``diffusion``.
 
@@ -82,6 +83,8 @@ def sample(
     learned sigma) at *original* timesteps t. Sample i is drawn from its own generator seeded by
     (seed, sample_offset + i), so it is the same whatever the batch size or number of processes.
     Labels not given are drawn per sample before x_T, as the reference scripts do.
+    ``fast``: ``True`` or a :class:`guidekit.fast.FastConfig` runs the fast path (autocast, channels_last,
+    torch.compile on CUDA, no host synchronisation in the loop); off by default.
     """
     if len(shape) < 2:
         raise InvalidParameterError(f"shape must be (B, C, ...), got {shape}")
@@ -110,6 +113,13 @@ def sample(
         k = (getattr(model, "num_classes", None) or num_classes) if class_cond else num_classes
         y = check_labels(y, batch, k, "model").to(device)
 
+    if fast:
+        from .fast import as_fast_config, sample_loop
+
+        x = sample_loop(model, diffusion, tuple(shape), config=as_fast_config(fast), sampler=sampler, guidance=guidance,
+                        y=y, gens=gens, class_cond=class_cond, sample_offset=sample_offset, clip_denoised=clip_denoised,
+                        callback=callback, progress=progress, device=device, check_finite=check_finite)
+        return (x, y) if return_labels else x
     x = _randn(gens, tuple(shape[1:])).to(device)
     n = diffusion.num_steps
     T = diffusion.config.steps
