@@ -10,3 +10,7 @@ nitpicky = False
 html_theme = "alabaster"
 exclude_patterns = ["_build"]
 suppress_warnings = ["ref.python"]
+
+from guidekit import __version__ as release  # noqa: E402  (one version: guidekit/__init__.py)
+
+version = ".".join(release.split(".")[:2])

@@ -56,7 +56,7 @@ def _cmd_merge_batches(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     if any(out.resolve() == Path(p).resolve() for p in args.inputs):
-        raise InvalidParameterError(f"OUT {args.out} is one of the inputs; write the merged batch to a new file")
+        raise InvalidParameterError(f"OUT {args.out} is also an input; write the merged batch to another file")
     refuse_existing(out, args.overwrite, "OUT")
     out = merge_sample_batches(out, args.inputs)
     print(f"wrote {out} ({load_batch(out).num_images} images)", file=sys.stderr)
@@ -209,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     metrics_cli.add_parser(sub)
     if "evaluate" in sub.choices and not sub.choices["evaluate"].get_default("func"):
         sub.choices["evaluate"].set_defaults(func=metrics_cli.run)
+
+    from .comparison import cli as compare_cli
+
+    compare_cli.add_parser(sub)
 
     _add_plugin_commands(sub, default_registry().manager)
     return parser

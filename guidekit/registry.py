@@ -114,7 +114,8 @@ class Registry:
             msg += f" Did you mean {close[0]!r}?"
         dist = KNOWN_DISTRIBUTIONS.get((kind, name))
         if dist:
-            msg += f" {name!r} is provided by the {dist} distribution: pip install {dist}"
+            msg += (f" {name!r} is provided by the {dist} distribution: pip install {dist} "
+                    f"(in a guidekit checkout: pip install -e plugins/{dist})")
         if self.manager.failures:
             msg += " Plugins that failed to load: " + "; ".join(f.describe() for f in self.manager.failures)
         return msg

@@ -93,6 +93,7 @@ def sample(
     class_cond: bool | None = None,
     check_finite: bool = True,
     return_labels: bool = False,
+    fast: Any = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
     """Draw samples of ``shape`` (B, C, H, W) from ``model`` under ``diffusion``.
 
@@ -100,6 +101,8 @@ def sample(
     learned sigma) at *original* timesteps t. Sample i is drawn from its own generator seeded by
     (seed, sample_offset + i), so it is the same whatever the batch size or number of processes.
     Labels not given are drawn per sample before x_T, as the reference scripts do.
+    ``fast``: ``True`` or a :class:`guidekit.fast.FastConfig` runs the fast path (autocast, channels_last,
+    torch.compile on CUDA, no host synchronisation in the loop); off by default.
     """
     _check_arguments(model, diffusion, shape, seed, sample_offset, callback)
     if isinstance(sampler, str):
@@ -127,6 +130,13 @@ def sample(
         k = (getattr(model, "num_classes", None) or num_classes) if class_cond else num_classes
         y = check_labels(y, batch, k, "model").to(device)
 
+    if fast:
+        from .fast import as_fast_config, sample_loop
+
+        x = sample_loop(model, diffusion, tuple(shape), config=as_fast_config(fast), sampler=sampler, guidance=guidance,
+                        y=y, gens=gens, class_cond=class_cond, sample_offset=sample_offset, clip_denoised=clip_denoised,
+                        callback=callback, progress=progress, device=device, check_finite=check_finite)
+        return (x, y) if return_labels else x
     x = _randn(gens, tuple(shape[1:])).to(device)
     n = diffusion.num_steps
     T = diffusion.config.steps
@@ -144,8 +154,11 @@ def sample(
             if check_finite:
                 _check_finite(result.grad, "classifier gradient", step, int(t[0]), sample_offset)
         noise = _randn(gens, tuple(shape[1:])).to(device)
+        # a scale of 0 for the whole batch is no guidance: step exactly as unguided sampling does (DDIM's
+        # eps -> x0 round trip under guidance would otherwise change the last bits)
+        grad = None if result is None or not bool(result.scale.any()) else result.grad
         with torch.no_grad():
-            stepped = sampler.step(diffusion, out.float(), x, t_idx, guidance_grad=None if result is None else result.grad,
+            stepped = sampler.step(diffusion, out.float(), x, t_idx, guidance_grad=grad,
                                    noise=noise, clip_denoised=clip_denoised)
         if check_finite:
             _check_finite(stepped.sample, "sample", step, int(t[0]), sample_offset)

@@ -16,6 +16,10 @@ sets them) samples the contiguous global indices ``[I*ceil(N/S), (I+1)*ceil(N/S)
 only on ``(--seed, i)`` (and ``--classes`` cycle over global indices), so the shards, joined with
 ``guidekit merge-batches OUT.npz samples_*_shard*of{S}.npz``, equal a single run. Each shard writes
 ``samples_{N}x{H}x{W}x3_shard{I}of{S}.npz``, ``grid_shard{I}of{S}.png`` and ``run_shard{I}of{S}.json``.
+
+Kills: finished batches are committed to ``samples_....parts/`` (with a manifest of the options that change
+the output) until the run completes, so ``--resume`` continues a killed run (also under torchrun, each
+rank its shard) without losing or repeating a sample. An existing output is replaced only with ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -24,12 +28,14 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import attrs
+import numpy as np
 import torch
 
 from guidekit.cli import accepts, check_writable, component_params, parse_params
@@ -89,6 +95,13 @@ def add_sample_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
                    help="which shard this process samples, 0-based (default: $RANK, else 0)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... or auto (cuda:$LOCAL_RANK under torchrun)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--fast", action="store_true",
+                   help="fast path: bf16 autocast of float32 weights (unless --use-fp16), channels_last, "
+                   "torch.compile on CUDA (see guidekit.fast)")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue a killed run in --out (same options); a finished run is left as it is")
+    again.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     p.set_defaults(func=run_sample)
     return p
 
@@ -131,10 +144,31 @@ def _labels(classes: list[int] | None, start: int, count: int) -> torch.Tensor |
     return torch.tensor([classes[(start + i) % len(classes)] for i in range(count)], dtype=torch.int64)
 
 
+def _other_runs(out: Path, name: str, num_shards: int) -> list[Path]:
+    """Unfinished runs in ``out`` of another sample count, image size or shard count (not this run's shards)."""
+    stem = name.split("_shard")[0].removesuffix(".npz")
+    ours = re.compile(re.escape(stem) + (rf"_shard\d+of{num_shards}" if num_shards > 1 else "") + r"\.parts")
+    return sorted(p for p in out.glob("samples_*.parts") if not ours.fullmatch(p.name))
+
+
+#: option keys of the resume manifest -> the flags an error names
+OPTION_FLAGS = {
+    "model": "--model", "model_sha256": "--model-path (the checkpoint's contents)", "classifier": "--classifier",
+    "classifier_sha256": "--classifier-path (the checkpoint's contents)", "scaler": "--scaler", "gamma": "--gamma",
+    "scaler_params": "--scaler-param", "respacing": "--respacing", "sampler": "--sampler", "eta": "--eta",
+    "sampler_params": "--sampler-param",
+    "num_samples": "--num-samples", "batch_size": "--batch-size", "seed": "--seed", "classes": "--classes",
+    "model_fp16": "--use-fp16", "classifier_fp16": "--classifier-use-fp16", "class_cond": "--class-cond",
+    "clip_denoised": "--clip-denoised", "num_shards": "--num-shards", "shard_index": "--shard-index",
+    "fast": "--fast", "device_type": "--device",
+}
+
+
 def run_sample(args: argparse.Namespace) -> int:
     """Run the ``sample`` sub-command; returns the exit status."""
     import guidekit as gk
-    from guidekit.io import SampleBatchWriter, atomic_write, sample_batch_name, save_grid, to_uint8
+    from guidekit.io import atomic_write, sample_batch_name, save_grid, to_uint8
+    from guidekit.resume import ChunkedSampleBatch, file_sha256
 
     if args.num_samples < 1 or args.batch_size < 1:
         raise InvalidParameterError("--num-samples and --batch-size must be positive")
@@ -165,49 +199,76 @@ def run_sample(args: argparse.Namespace) -> int:
         scaler = gk.create("scaler", args.scaler, **scaler_params)
     elif scaler_params or args.scaler != "constant":
         raise InvalidParameterError("--scaler, --gamma and --scaler-param need a --classifier to guide with")
+    size, out = config.kwargs["image_size"], args.out
+    channels = config.kwargs.get("in_channels", 3)
+    npz = out / sample_batch_name(args.num_samples, (size, size, channels), shard_index, num_shards)
+    suffix = f"_shard{shard_index}of{num_shards}" if num_shards > 1 else ""
+    run = ChunkedSampleBatch(npz, first, end, (size, size, channels), record=out / f"run{suffix}.json",
+                             companions=[out / f"grid{suffix}.png"], flags=OPTION_FLAGS,
+                             mode="resume" if args.resume else "overwrite" if args.overwrite else "new",
+                             others=_other_runs(out, npz.name, num_shards))
+    run.check_mode()  # before loading anything
     try:
-        model = load_checkpoint(config, args.model_path, device=device, use_fp16=args.use_fp16)
+        fp16_default = False if args.fast else None  # the fast path autocasts float32 weights
+        model = load_checkpoint(config, args.model_path, device=device,
+                                use_fp16=fp16_default if args.use_fp16 is None else args.use_fp16)
         classifier = None
         if args.classifier:
             cconfig = resolve_config(args.classifier)
             if cconfig.kind != "classifier":
                 raise InvalidParameterError(f"--classifier {args.classifier!r} is not a classifier")
             classifier = load_checkpoint(cconfig, args.classifier_path, device=device,
-                                         use_fp16=args.classifier_use_fp16)
+                                         use_fp16=fp16_default if args.classifier_use_fp16 is None
+                                         else args.classifier_use_fp16)
     except (FileNotFoundError, ImportError) as exc:
         print(f"guidekit sample: error: {exc}", file=sys.stderr)
         return 1
 
-    size = config.kwargs["image_size"]
     if classifier is not None and classifier.image_size != size:
         raise InvalidParameterError(f"classifier is {classifier.image_size}px but the model is {size}px")
     diffusion = gk.GaussianDiffusion.from_model(model, respacing=respacing)
     guidance = None if classifier is None else gk.ClassifierGuidance(classifier, scaler)
     num_classes = classifier.out_channels if classifier is not None else model.num_classes
 
-    out: Path = args.out
-    channels = model.image_channels
-    npz = out / sample_batch_name(args.num_samples, (size, size, channels), shard_index, num_shards)
-    suffix = f"_shard{shard_index}of{num_shards}" if num_shards > 1 else ""
-    grid: list[torch.Tensor] = []
+    options = {
+        "model": args.model, "model_sha256": file_sha256(args.model_path), "classifier": args.classifier,
+        "classifier_sha256": None if classifier is None else file_sha256(args.classifier_path),
+        "scaler": args.scaler if classifier is not None else None,
+        "gamma": scaler_params.get("gamma") if classifier is not None else None,
+        "scaler_params": {k: v for k, v in scaler_params.items() if k != "gamma"} if classifier is not None else {},
+        "respacing": respacing, "sampler": sampler_name, "eta": sampler_params.get("eta", 0.0),
+        "sampler_params": {k: v for k, v in sampler_params.items() if k != "eta"},
+        "num_samples": args.num_samples, "batch_size": args.batch_size,
+        "seed": args.seed, "classes": classes, "model_fp16": bool(getattr(model, "use_fp16", False)),
+        "classifier_fp16": bool(getattr(classifier, "use_fp16", False)), "class_cond": model.num_classes is not None,
+        "clip_denoised": args.clip_denoised, "num_shards": num_shards, "shard_index": shard_index,
+        "fast": args.fast, "device_type": device.type,
+    }
+    shard_note = f" (shard {shard_index} of {num_shards})" if suffix else ""
+    if run.prepare(options):
+        print(f"{npz} is already complete{shard_note}; nothing to do", file=sys.stderr)
+        return 0
+    if run.num_done:
+        print(f"resuming: {run.num_done}/{end - first} samples already done{shard_note}", file=sys.stderr)
     started = time.perf_counter()
-    with SampleBatchWriter(npz, end - first, (size, size, channels)) as writer:
-        for start in range(first, end, args.batch_size):  # start: the global index of the batch's first sample
-            count = min(args.batch_size, end - start)
+    try:
+        for start, count in run.pending(args.batch_size):  # start: the global index of the batch's first sample
             x0, y = gk.sample(
                 model, diffusion, (count, channels, size, size), sampler=sampler, guidance=guidance,
                 y=_labels(classes, start, count), num_classes=num_classes, seed=args.seed, sample_offset=start,
                 clip_denoised=args.clip_denoised, progress=args.progress, device=device, return_labels=True,
+                fast=args.fast,
             )
-            images = to_uint8(x0.cpu())
-            if len(grid) < GRID_MAX:
-                grid.extend(images[: GRID_MAX - len(grid)].clone())  # copies: batches are not kept
-            writer.add(images, None if y is None else y.cpu().to(torch.int64))
-            print(f"sampled {start + count - first}/{end - first}"
-                  + (f" (shard {shard_index} of {num_shards})" if suffix else ""), file=sys.stderr)
+            run.commit(start, to_uint8(x0.cpu()), None if y is None else y.cpu().to(torch.int64))
+            print(f"sampled {run.num_done}/{end - first}{shard_note}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"interrupted with {run.num_done}/{end - first} samples kept{shard_note}; run the same command "
+              "with --resume to continue", file=sys.stderr)
+        return 130
 
+    grid = run.finish(GRID_MAX)
     if grid:
-        save_grid(out / f"grid{suffix}.png", torch.stack(grid))
+        save_grid(out / f"grid{suffix}.png", np.stack(grid))
     meta: dict[str, Any] = {
         "model": args.model, "model_path": str(args.model_path), "classifier": args.classifier,
         "classifier_path": None if args.classifier_path is None else str(args.classifier_path),
@@ -220,9 +281,11 @@ def run_sample(args: argparse.Namespace) -> int:
         "num_shards": num_shards, "shard_index": shard_index, "sample_range": [first, end],
         "model_fp16": bool(getattr(model, "use_fp16", False)),
         "classifier_fp16": bool(getattr(classifier, "use_fp16", False)),
-        "seconds": round(time.perf_counter() - started, 3), "npz": npz.name,
+        "seconds": round(time.perf_counter() - started, 3), "npz": npz.name, "fast": args.fast,
+        "options": options,
     }
     with atomic_write(out / f"run{suffix}.json", "w") as fh:
         json.dump(meta, fh, indent=2)
+    run.cleanup()
     print(f"wrote {npz}" + (f" and {out / f'grid{suffix}.png'}" if grid else ""), file=sys.stderr)
     return 0

@@ -3,4 +3,6 @@
 from .ect import EntropyConstraintLoss
 from .entropy import EntropyScaler
 
+__version__ = "0.2.0"
+
 __all__ = ["EntropyConstraintLoss", "EntropyScaler"]

@@ -1,0 +1,227 @@
+"""Sample batches that survive a kill (``guidekit sample --resume``).
+
+A run writes ``samples_....npz`` through a folder ``samples_....parts/`` beside it:
+
+* every finished chunk (one sampling batch, global indices ``[start, end)``) is written atomically as
+  ``chunk_{start}_{end}.npz``, then recorded in ``manifest.json`` (also replaced atomically), which holds
+  the options that change the output (seed, checkpoints' digests, scaler, ...) and the chunks done;
+* a chunk that is not in the manifest was cut short and is redone;
+* when all chunks are done they are streamed into the final ``.npz`` (atomically), and the folder is
+  removed after the caller has written its record (``run.json``, which keeps the options). Until then
+  the run needs about twice the batch's size on disk.
+
+So a SIGKILL at any moment leaves either nothing new, or chunks that ``--resume`` keeps, or a final file
+whose record says which options made it. Resuming with other options is refused, naming the option.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import GuidekitError
+from .io import BatchFileError, SampleBatchWriter, atomic_write, load_batch, write_sample_batch
+
+FORMAT = "guidekit-sample-chunks/1"
+MANIFEST = "manifest.json"
+MODES = ("new", "resume", "overwrite")
+
+
+class ResumeError(GuidekitError, ValueError):
+    """An output that exists (and may not be replaced), or a resume with options that differ."""
+
+
+def file_sha256(path: str | os.PathLike[str], block: int = 1 << 22) -> str:
+    """Hex SHA-256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(parts: Path) -> dict[str, Any] | None:
+    """The manifest of a parts folder, or None when there is none."""
+    path = parts / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ResumeError(f"{str(path)!r} is unreadable ({exc}); pass --overwrite to start again") from exc
+    if manifest.get("format") != FORMAT:
+        raise ResumeError(f"{str(path)!r} is not a {FORMAT} manifest; pass --overwrite to start again")
+    return manifest
+
+
+def _normalised(options: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(options, sort_keys=True))
+
+
+def _refuse_mismatch(saved: dict[str, Any], current: dict[str, Any], where: Path, flags: dict[str, str]) -> None:
+    saved, current = _normalised(saved), _normalised(current)
+    differ = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
+    if differ:
+        details = "; ".join(f"{flags.get(k, k)}: was {saved.get(k)!r}, now {current.get(k)!r}" for k in differ)
+        raise ResumeError(f"cannot resume {str(where)!r} with different options ({details}). Rerun with the "
+                          "original options, or pass --overwrite to start again, or use another --out")
+
+
+class ChunkedSampleBatch:
+    """One process's sample batch ``path`` covering global indices ``[first, end)``, committed chunk by chunk.
+
+    ``mode``: ``"new"`` refuses an existing output, ``"resume"`` continues it (options must match),
+    ``"overwrite"`` discards it. ``flags`` maps option keys to the command-line flags named in errors.
+    ``others``: parts folders of unfinished runs with other file names (another sample count or shard
+    count); resuming when only those exist is refused, naming the options that differ.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], first: int, end: int, image_shape_hwc: Sequence[int],
+                 *, mode: str = "new", record: str | os.PathLike[str] | None = None,
+                 companions: Sequence[str | os.PathLike[str]] = (), flags: dict[str, str] | None = None,
+                 others: Sequence[str | os.PathLike[str]] = ()) -> None:
+        if mode not in MODES:
+            raise ResumeError(f"mode must be one of {MODES}, got {mode!r}")
+        self.path, self.first, self.end = Path(path), int(first), int(end)
+        self.image_shape_hwc = tuple(int(n) for n in image_shape_hwc)
+        self.parts = self.path.with_suffix(".parts")
+        self.mode = mode
+        self.record = None if record is None else Path(record)
+        self.companions = [Path(p) for p in companions]
+        self.flags = flags or {}
+        self.others = [Path(p) for p in others]
+        self.options: dict[str, Any] = {}
+        self.done: dict[int, int] = {}
+
+    # -- the state on disk ---------------------------------------------------------------------
+    def _outputs(self) -> list[Path]:
+        paths = [self.path, self.parts, *self.companions] + ([self.record] if self.record else [])
+        return [p for p in paths if p.exists()]
+
+    def check_mode(self) -> None:
+        """Refuse (``mode="new"``) an output that exists; cheap, so it can run before loading networks."""
+        found = self._outputs()
+        if self.mode == "new" and found:
+            raise ResumeError(f"{str(found[0])!r} already exists; pass --resume to continue that run, "
+                              "--overwrite to replace it, or choose another --out")
+
+    def _clean_temporaries(self) -> None:
+        """Remove temporary files a killed writer left beside the outputs (``.NAME.*.tmp``)."""
+        for target in [self.path, *self.companions] + ([self.record] if self.record else []):
+            for tmp in target.parent.glob(f".{target.name}.*.tmp"):
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+
+    def prepare(self, options: dict[str, Any]) -> bool:
+        """Set up the parts folder for ``options``; True when a matching finished output is already there."""
+        self.check_mode()
+        self.options = _normalised(options)
+        self._clean_temporaries()
+        manifest = read_manifest(self.parts)
+        if self.mode == "overwrite" or (manifest is None and self.parts.exists()):
+            self._remove_parts()
+            manifest = None
+        if self.mode == "overwrite":
+            for p in [self.path, *self.companions] + ([self.record] if self.record else []):
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+        if self.mode == "resume" and manifest is None and not self.path.exists():
+            for other in self.others:
+                saved = read_manifest(other)
+                if saved is not None:
+                    _refuse_mismatch(saved.get("options", {}), self.options, other, self.flags)
+        if manifest is None and self.path.exists():  # a finished run: its record says what made it
+            saved = self._read_record_options()
+            _refuse_mismatch(saved, self.options, self.path, self.flags)
+            return True
+        if manifest is not None:
+            _refuse_mismatch(manifest.get("options", {}), self.options, self.parts, self.flags)
+            self.done = self._valid_chunks(manifest)
+            for stray in self.parts.iterdir():  # chunks cut short, or not recorded
+                if stray.name != MANIFEST and stray.name not in {self._chunk_name(s, e) for s, e in self.done.items()}:
+                    stray.unlink()
+        self.parts.mkdir(parents=True, exist_ok=True)
+        self._write_manifest()
+        return False
+
+    def _read_record_options(self) -> dict[str, Any]:
+        try:
+            record = json.loads(self.record.read_text()) if self.record is not None else {}
+        except (OSError, ValueError):
+            record = {}
+        if "options" not in record:
+            raise ResumeError(f"{str(self.path)!r} exists but {str(self.record)!r} does not say which options made "
+                              "it; pass --overwrite to replace it, or choose another --out")
+        return record["options"]
+
+    def _valid_chunks(self, manifest: dict[str, Any]) -> dict[int, int]:
+        done = {}
+        for start, end in manifest.get("chunks", []):
+            try:
+                ok = load_batch(self.parts / self._chunk_name(start, end)).num_images == end - start
+            except BatchFileError:
+                ok = False
+            if ok and self.first <= start < end <= self.end:
+                done[int(start)] = int(end)
+        return done
+
+    def _write_manifest(self) -> None:
+        manifest = {"format": FORMAT, "options": self.options, "sample_range": [self.first, self.end],
+                    "chunks": sorted([s, e] for s, e in self.done.items())}
+        with atomic_write(self.parts / MANIFEST, "w") as fh:
+            json.dump(manifest, fh, indent=1)
+
+    def _remove_parts(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.parts / MANIFEST).unlink()  # first: a folder without a manifest is never trusted
+        shutil.rmtree(self.parts, ignore_errors=True)
+
+    @staticmethod
+    def _chunk_name(start: int, end: int) -> str:
+        return f"chunk_{start:09d}_{end:09d}.npz"
+
+    # -- sampling ------------------------------------------------------------------------------
+    def pending(self, batch_size: int) -> Iterator[tuple[int, int]]:
+        """(start, count) of the chunks still to sample, in order."""
+        for start in range(self.first, self.end, batch_size):
+            if start not in self.done:
+                yield start, min(batch_size, self.end - start)
+
+    @property
+    def num_done(self) -> int:
+        return sum(e - s for s, e in self.done.items())
+
+    def commit(self, start: int, images: Any, labels: Any | None) -> None:
+        """Write one finished chunk atomically, then record it in the manifest."""
+        count = len(images)
+        write_sample_batch(self.parts / self._chunk_name(start, start + count), images, labels)
+        self.done[start] = start + count
+        self._write_manifest()
+
+    def finish(self, grid_max: int = 0) -> list[np.ndarray]:
+        """Stream the chunks, in order, into the final batch (atomically); return up to ``grid_max`` images."""
+        starts = sorted(self.done)
+        covered = [self.first] + [self.done[s] for s in starts]
+        if starts and (starts != covered[:-1] or covered[-1] != self.end) or (not starts and self.first != self.end):
+            raise ResumeError(f"{str(self.parts)!r} does not cover samples [{self.first}, {self.end}); "
+                              "rerun with --resume to sample the rest")
+        grid: list[np.ndarray] = []
+        with SampleBatchWriter(self.path, self.end - self.first, self.image_shape_hwc) as writer:
+            for start in starts:
+                chunk = load_batch(self.parts / self._chunk_name(start, self.done[start]))
+                images, labels = chunk.images(), chunk.labels()
+                writer.add(np.asarray(images), labels)
+                grid.extend(np.array(images[: max(0, grid_max - len(grid))]))
+        return grid
+
+    def cleanup(self) -> None:
+        """Remove the parts folder (after the caller recorded the finished run)."""
+        self._remove_parts()

@@ -1,0 +1,37 @@
+"""Batches for the training loops: seeded draws with replacement from in-memory tensors."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import InvalidParameterError
+from .config import TrainConfig
+
+
+def check_data(images: torch.Tensor, labels: torch.Tensor | None) -> None:
+    if labels is not None and len(images) != len(labels):
+        raise InvalidParameterError(f"{len(images)} images but {len(labels)} labels: give one label per image")
+    if len(images) == 0:
+        raise InvalidParameterError("no training images given")
+    if not isinstance(images, torch.Tensor) or not images.is_floating_point():
+        dtype = getattr(images, "dtype", type(images).__name__)
+        raise InvalidParameterError(f"images must be a floating-point torch tensor (B, C, H, W) in [-1, 1], got "
+                                    f"{type(images).__name__} of {dtype}; convert with torch.as_tensor(x).float() "
+                                    "(uint8 pixels: x / 127.5 - 1)")
+
+
+def check_setup(model: nn.Module, config: TrainConfig, what: str) -> None:
+    """The config is a :class:`TrainConfig` and ``model`` a module with parameters to train."""
+    if not isinstance(config, TrainConfig):
+        raise InvalidParameterError(f"config must be a guidekit.TrainConfig, got {type(config).__name__}")
+    if not isinstance(model, nn.Module) or next(iter(model.parameters()), None) is None:
+        raise InvalidParameterError(f"the {what} must be a torch.nn.Module with trainable parameters")
+
+
+def draw_batch(gen: torch.Generator, images: torch.Tensor, labels: torch.Tensor | None, size: int) -> dict[str, torch.Tensor]:
+    idx = torch.randint(0, len(images), (size,), generator=gen)
+    batch = {"x0": images[idx]}
+    if labels is not None:
+        batch["y"] = labels[idx]
+    return batch
