@@ -13,18 +13,29 @@ from .errors import (
     GuidekitError,
     InvalidParameterError,
     LabelError,
+    MissingGuidanceFieldError,
     NonFiniteError,
     PluginLoadError,
     PluginLoadWarning,
     UnknownComponentError,
 )
-from .guidance import ClassifierGuidance, GuidanceResult, GuidanceState, Scaler
+from .component import Component
+from .guidance import (
+    ClassifierFreeGuidance,
+    ClassifierGuidance,
+    GuidanceResult,
+    GuidanceState,
+    GuidedOutput,
+    Scaler,
+    StepContext,
+    X0ClassifierGuidance,
+)
 from .registry import (
-    Component,
     available,
     create,
     describe,
     register_extractor,
+    register_guidance,
     register_loss,
     register_network,
     register_sampler,
@@ -39,10 +50,11 @@ from .training import TrainConfig, train_classifier
 __version__ = "0.1.0"
 
 __all__ = [
-    "CheckpointError", "ClassifierGuidance", "Component", "DiffusionConfig", "DuplicateComponentError",
-    "GaussianDiffusion", "GuidanceResult", "GuidanceTrace", "GuidanceState", "GuidekitError", "InvalidParameterError",
-    "LabelError", "MeanVariance", "NonFiniteError", "PluginLoadError", "PluginLoadWarning", "Scaler",
-    "StepInfo", "UnknownComponentError", "available", "create", "describe", "register_extractor",
+    "CheckpointError", "ClassifierFreeGuidance", "ClassifierGuidance", "Component", "DiffusionConfig", "DuplicateComponentError",
+    "GaussianDiffusion", "GuidanceResult", "GuidanceTrace", "GuidanceState", "GuidedOutput", "GuidekitError", "InvalidParameterError",
+    "LabelError", "MeanVariance", "MissingGuidanceFieldError", "NonFiniteError", "PluginLoadError", "PluginLoadWarning", "Scaler",
+    "StepContext", "StepInfo", "UnknownComponentError", "X0ClassifierGuidance", "available", "create", "describe",
+    "register_extractor", "register_guidance",
     "register_loss", "register_network", "register_sampler", "register_scaler", "registered", "sample",
     "sample_generator", "space_timesteps", "TrainConfig", "train_classifier",
 ]

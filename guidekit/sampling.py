@@ -1,4 +1,8 @@
-"""The sampling loop: seeding, labels, guidance, callbacks, progress (paper Algorithm 1)."""
+"""The sampling loop: seeding, labels, steps, checks, callbacks, progress (paper Algorithm 1).
+
+The loop calls the model itself only for unguided sampling; a guidance owns the network calls of
+its steps (``guidance.guide(model, x_t, t, y, context)``, see :mod:`guidekit.guidance`).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import torch
 
 from .diffusion import GaussianDiffusion
 from .errors import InvalidParameterError, LabelError, NonFiniteError
-from .guidance import ClassifierGuidance, GuidanceResult, check_labels
+from .guidance import Guidance, GuidanceResult, GuidedOutput, StepContext, call_model, check_labels
 from .progress import progress as progress_bar
 
 
@@ -47,6 +51,31 @@ def _randn(gens: list[torch.Generator], shape: tuple[int, ...]) -> torch.Tensor:
     return torch.stack([torch.randn(shape, generator=g) for g in gens])
 
 
+class _CallableGuidance:
+    """Adapts a legacy guidance callable ``g(x_t, t, y, t_index=, num_steps=, num_timesteps=) -> GuidanceResult``."""
+
+    def __init__(self, fn: Callable[..., GuidanceResult]) -> None:
+        self.fn = fn
+
+    def guide(self, model: Callable[..., torch.Tensor], x_t: torch.Tensor, t: torch.Tensor,
+              y: torch.Tensor | None, context: StepContext) -> GuidedOutput:
+        with torch.no_grad():
+            out = call_model(model, x_t, t, y, context.class_cond)
+        result = self.fn(x_t, t, y, t_index=context.t_index, num_steps=context.num_steps,
+                         num_timesteps=context.num_timesteps)
+        return GuidedOutput(out, result.grad, result)
+
+
+def _as_guidance(guidance: Any) -> Guidance:
+    if hasattr(guidance, "guide"):
+        return guidance
+    if callable(guidance):
+        return _CallableGuidance(guidance)
+    raise InvalidParameterError(
+        f"guidance must be a guidance component (gk.create('guidance', ...)) with a guide(...) method, got {guidance!r}"
+    )
+
+
 def _check_finite(x: torch.Tensor, what: str, step: int, t: int, offset: int) -> None:
     bad = ~torch.isfinite(x.flatten(1)).all(dim=1)
     if bool(bad.any()):
@@ -63,7 +92,7 @@ def sample(
     shape: tuple[int, ...],
     *,
     sampler: Any = "ddim",
-    guidance: ClassifierGuidance | None = None,
+    guidance: Guidance | None = None,
     y: torch.Tensor | None = None,
     num_classes: int | None = None,
     seed: int = 0,
@@ -82,6 +111,8 @@ def sample(
     learned sigma) at *original* timesteps t. Sample i is drawn from its own generator seeded by
     (seed, sample_offset + i), so it is the same whatever the batch size or number of processes.
     Labels not given are drawn per sample before x_T, as the reference scripts do.
+    ``guidance``: any guidance component (``gk.create("guidance", name, ...)``); it makes the
+    network calls of each step. Without one the loop calls the model itself.
     """
     if len(shape) < 2:
         raise InvalidParameterError(f"shape must be (B, C, ...), got {shape}")
@@ -99,10 +130,13 @@ def sample(
     batch = shape[0]
     class_cond = _is_class_conditional(model) if class_cond is None else class_cond
     gens = [sample_generator(seed, sample_offset + i) for i in range(batch)]
+    if guidance is not None:
+        guidance = _as_guidance(guidance)
 
     needs_labels = class_cond or guidance is not None
     if y is None and needs_labels:
-        k = num_classes or getattr(model, "num_classes", None)
+        labels_of = getattr(guidance, "num_labels", None)  # e.g. CFG: the labels below the null label
+        k = num_classes or (labels_of(model) if labels_of is not None else None) or getattr(model, "num_classes", None)
         if k is None:
             raise LabelError("guidance needs labels: pass y=... (one per sample) or num_classes=K to draw them")
         y = _draw_labels(gens, int(k))
@@ -117,16 +151,19 @@ def sample(
     for step, i in enumerate(steps):
         t_idx = torch.full((batch,), i, dtype=torch.int64, device=device)
         t = diffusion.original_timestep(t_idx)
-        with torch.no_grad():
-            out = model(x, t, y=y) if class_cond else model(x, t)
-        result = None
-        if guidance is not None:
-            result = guidance(x, t, y, t_index=i, num_steps=n, num_timesteps=T)
-            if check_finite:
-                _check_finite(result.grad, "classifier gradient", step, int(t[0]), sample_offset)
+        if guidance is None:
+            with torch.no_grad():
+                out = call_model(model, x, t, y, class_cond)
+            grad = result = None
+        else:
+            context = StepContext(diffusion, step, i, n, T, class_cond)
+            guided = guidance.guide(model, x, t, y, context)
+            out, grad, result = guided.model_output, guided.grad, guided.result
+            if check_finite and grad is not None:
+                _check_finite(grad, "classifier gradient", step, int(t[0]), sample_offset)
         noise = _randn(gens, tuple(shape[1:])).to(device)
         with torch.no_grad():
-            stepped = sampler.step(diffusion, out.float(), x, t_idx, guidance_grad=None if result is None else result.grad,
+            stepped = sampler.step(diffusion, out.float(), x, t_idx, guidance_grad=grad,
                                    noise=noise, clip_denoised=clip_denoised)
         if check_finite:
             _check_finite(stepped.sample, "sample", step, int(t[0]), sample_offset)
