@@ -6,6 +6,7 @@ Importing guidekit loads no plugin; plugins are discovered on first use of
 
 from __future__ import annotations
 
+from .component import Component
 from .diffusion import DiffusionConfig, GaussianDiffusion, MeanVariance
 from .errors import (
     CheckpointError,
@@ -19,7 +20,6 @@ from .errors import (
     PluginLoadWarning,
     UnknownComponentError,
 )
-from .component import Component
 from .guidance import (
     ClassifierFreeGuidance,
     ClassifierGuidance,

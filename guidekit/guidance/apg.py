@@ -31,8 +31,9 @@ class AdaptiveProjectedGuidance(ClassifierFreeGuidance):
         self.eta, self.norm_threshold, self.momentum = float(eta), float(norm_threshold), float(momentum)
         self._running: torch.Tensor | None = None
 
-    def can_skip(self, w: torch.Tensor) -> bool:
-        return self.momentum == 0.0 and super().can_skip(w)  # with momentum every step feeds the average
+    def single_forward(self, w: torch.Tensor) -> str | None:
+        """The conditional forward alone when w = 1 and there is no momentum to feed; never the unconditional."""
+        return "cond" if self.momentum == 0.0 and super().single_forward(w) == "cond" else None
 
     def combine(self, cond: torch.Tensor, uncond: torch.Tensor, w: torch.Tensor, x_t: torch.Tensor,
                 context: StepContext) -> torch.Tensor:

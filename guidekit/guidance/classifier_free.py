@@ -24,22 +24,24 @@ class ClassifierFreeGuidance(ScaledGuidance):
 
     ``null_label``: the label meaning "no class"; by default ``model.card["null_label"]``.
     ``batched=True`` runs one forward on 2B inputs (conditional then null labels); ``False`` runs two
-    forwards of B. With learned sigma only the ε channels are guided and the conditional variance
-    channels are kept, as common CFG implementations for ADM-style models do. ``skip_neutral``: when
-    the whole batch has w = 1 only the conditional forward runs (the saving of guidance intervals).
+    forwards of B (they agree to float rounding; convolutions round differently on 2B). With learned
+    sigma only the ε channels are guided and the conditional variance channels are kept, as common
+    CFG implementations for ADM-style models do. ``skip_unused``: when the whole batch has w = 1 only
+    the conditional forward runs (the saving of guidance intervals), and with w = 0 only the
+    unconditional one, so both reproduce conditional / null-label sampling exactly.
     """
 
     name = "classifier-free"
     neutral = 1.0
 
     def __init__(self, scaler: Scaler | str = "constant", *, null_label: int | None = None, batched: bool = True,
-                 skip_neutral: bool = True, **scaler_params: Any) -> None:
+                 skip_unused: bool = True, **scaler_params: Any) -> None:
         super().__init__(scaler, **scaler_params)
         if null_label is not None and (isinstance(null_label, bool) or not isinstance(null_label, int) or null_label < 0):
             raise InvalidParameterError(f"null_label must be a non-negative integer label, got {null_label!r}")
         self.null_label = null_label
         self.batched = bool(batched)
-        self.skip_neutral = bool(skip_neutral)
+        self.skip_unused = bool(skip_unused)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(scaler={self.scaler!r}, null_label={self.null_label}, batched={self.batched})"
@@ -63,9 +65,13 @@ class ClassifierFreeGuidance(ScaledGuidance):
             raise LabelError(f"the null label {null} is not the model's last class, so the real labels are unknown: pass y=...")
         return null
 
-    def can_skip(self, w: torch.Tensor) -> bool:
-        """Whether this step may run the conditional forward only (every w is neutral)."""
-        return self.skip_neutral and bool((w == self.neutral).all())
+    def single_forward(self, w: torch.Tensor) -> str | None:
+        """``"cond"`` or ``"uncond"`` when that forward alone gives the guided output (w all 1 or all 0)."""
+        if not self.skip_unused:
+            return None
+        if bool((w == 1).all()):
+            return "cond"
+        return "uncond" if bool((w == 0).all()) else None
 
     def predictions(self, model: Callable[..., torch.Tensor], x_t: torch.Tensor, t: torch.Tensor,
                     y: torch.Tensor, null: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,11 +100,14 @@ class ClassifierFreeGuidance(ScaledGuidance):
         w = self.scale(state)
         result = GuidanceResult(grad=None, scale=w, state=state)
         with torch.no_grad():
-            if self.can_skip(w):
-                return GuidedOutput(call_model(model, x_t, t, y, True), None, result)
+            only = self.single_forward(w)
+            if only is not None:
+                labels = y if only == "cond" else torch.full_like(y, null)
+                return GuidedOutput(call_model(model, x_t, t, labels, True), None, result)
             cond, uncond = self.predictions(model, x_t, t, y, null)
             c = x_t.shape[1]
-            wb = w.to(cond.dtype).view(-1, *([1] * (x_t.ndim - 1)))
-            eps = self.combine(cond[:, :c], uncond[:, :c], wb, x_t, context)
+            # in float64, so that w = 1 and w = 0 give the conditional and unconditional ε exactly
+            wb = w.double().view(-1, *([1] * (x_t.ndim - 1)))
+            eps = self.combine(cond[:, :c].double(), uncond[:, :c].double(), wb, x_t, context).to(cond.dtype)
             out = torch.cat([eps, cond[:, c:]], dim=1) if cond.shape[1] > c else eps
         return GuidedOutput(out, None, result)

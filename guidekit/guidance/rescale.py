@@ -27,6 +27,10 @@ class RescaledCFG(ClassifierFreeGuidance):
             raise InvalidParameterError(f"phi must be in [0, 1] (0 = plain CFG), got {phi}")
         self.phi = float(phi)
 
+    def single_forward(self, w: torch.Tensor) -> str | None:
+        """The conditional forward alone when w = 1 (rescaling then does nothing); w = 0 still needs std(x̂0_c)."""
+        return "cond" if super().single_forward(w) == "cond" else None
+
     def combine(self, cond: torch.Tensor, uncond: torch.Tensor, w: torch.Tensor, x_t: torch.Tensor,
                 context: StepContext) -> torch.Tensor:
         diffusion, t = context.diffusion, context.index_tensor(x_t)
