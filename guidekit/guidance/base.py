@@ -7,6 +7,7 @@ uses, optionally a scaled gradient s·∇ the sampler adds, and a :class:`Guidan
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -55,6 +56,13 @@ def call_model(model: Callable[..., torch.Tensor], x_t: torch.Tensor, t: torch.T
                y: torch.Tensor | None, class_cond: bool) -> torch.Tensor:
     """``model(x_t, t, y=y)`` for a class-conditional model, else ``model(x_t, t)``."""
     return model(x_t, t, y=y) if class_cond else model(x_t, t)
+
+
+def takes_classifier(name: str) -> bool:
+    """Whether the registered guidance ``name`` is built with a ``classifier=`` parameter."""
+    from ..registry import default_registry
+
+    return "classifier" in inspect.signature(default_registry().get("guidance", name).factory).parameters
 
 
 def resolve_scaler(scaler: Scaler | str, scaler_params: dict[str, Any]) -> Scaler:
