@@ -47,7 +47,7 @@ class GuidanceState:
         """The error for a field this state's guidance does not provide."""
         return MissingGuidanceFieldError(
             f"state.{field} is not provided by the {self.guidance!r} guidance; "
-            f"use a scaler that needs only t, such as constant, interval, timestep, linear or cosine"
+            f"use a scaler that needs only t: constant, interval or timestep (schedule=ramp|linear|cosine)"
         )
 
     def provides(self, field: str) -> bool:
