@@ -91,6 +91,18 @@ def test_created_classifier_guidance_gives_the_same_samples(toy):
     assert torch.equal(a, b) and not torch.allclose(a, unguided)
 
 
+def test_a_plain_guidance_callable_still_works(toy):
+    """Research code that passes a callable (x_t, t, y, t_index=, ...) -> GuidanceResult keeps working."""
+    g = gk.ClassifierGuidance(toy.classifier(), "constant", gamma=2.0)
+    diff = diffusion(learn_sigma=False, respacing="ddim5")
+    kw = dict(y=torch.tensor([0, 3]), seed=1, progress=False)
+    as_callable = gk.sample(toy.denoiser(), diff, (2, 1, 4, 4), guidance=lambda *a, **k: g(*a, **k), **kw)
+    torch.testing.assert_close(as_callable, gk.sample(toy.denoiser(), diff, (2, 1, 4, 4), guidance=g, **kw),
+                               rtol=0, atol=0)
+    with pytest.raises(gk.InvalidParameterError, match="guide"):
+        gk.sample(toy.denoiser(), diff, (2, 1, 4, 4), guidance="classifier-free", **kw)
+
+
 @pytest.mark.parametrize("options", [dict(), dict(skip_unused=False, batched=False)])
 def test_cfg_w1_is_conditional_and_w0_is_the_null_label(unet, options):
     conditional = cfg_sample(unet, None)
