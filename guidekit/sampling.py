@@ -15,7 +15,7 @@ import torch
 
 from .diffusion import GaussianDiffusion
 from .errors import InvalidParameterError, LabelError, NonFiniteError
-from .guidance import Guidance, GuidanceResult, GuidedOutput, StepContext, call_model, check_labels
+from .guidance import Guidance, GuidanceResult, StepContext, as_guidance, call_model, check_labels
 from .progress import progress as progress_bar
 
 
@@ -49,31 +49,6 @@ def _draw_labels(gens: list[torch.Generator], num_classes: int) -> torch.Tensor:
 
 def _randn(gens: list[torch.Generator], shape: tuple[int, ...]) -> torch.Tensor:
     return torch.stack([torch.randn(shape, generator=g) for g in gens])
-
-
-class _CallableGuidance:
-    """Adapts a legacy guidance callable ``g(x_t, t, y, t_index=, num_steps=, num_timesteps=) -> GuidanceResult``."""
-
-    def __init__(self, fn: Callable[..., GuidanceResult]) -> None:
-        self.fn = fn
-
-    def guide(self, model: Callable[..., torch.Tensor], x_t: torch.Tensor, t: torch.Tensor,
-              y: torch.Tensor | None, context: StepContext) -> GuidedOutput:
-        with torch.no_grad():
-            out = call_model(model, x_t, t, y, context.class_cond)
-        result = self.fn(x_t, t, y, t_index=context.t_index, num_steps=context.num_steps,
-                         num_timesteps=context.num_timesteps)
-        return GuidedOutput(out, result.grad, result)
-
-
-def _as_guidance(guidance: Any) -> Guidance:
-    if hasattr(guidance, "guide"):
-        return guidance
-    if callable(guidance):
-        return _CallableGuidance(guidance)
-    raise InvalidParameterError(
-        f"guidance must be a guidance component (gk.create('guidance', ...)) with a guide(...) method, got {guidance!r}"
-    )
 
 
 def _check_finite(x: torch.Tensor, what: str, step: int, t: int, offset: int) -> None:
@@ -131,7 +106,7 @@ def sample(
     class_cond = _is_class_conditional(model) if class_cond is None else class_cond
     gens = [sample_generator(seed, sample_offset + i) for i in range(batch)]
     if guidance is not None:
-        guidance = _as_guidance(guidance)
+        guidance = as_guidance(guidance)
 
     needs_labels = class_cond or guidance is not None
     if y is None and needs_labels:

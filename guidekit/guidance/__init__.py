@@ -11,7 +11,16 @@ from __future__ import annotations
 from ..component import Component
 from ..hookspecs import hookimpl
 from .apg import AdaptiveProjectedGuidance
-from .base import Guidance, GuidedOutput, ScaledGuidance, StepContext, call_model, takes_classifier
+from .base import (
+    CallableGuidance,
+    Guidance,
+    GuidedOutput,
+    ScaledGuidance,
+    StepContext,
+    as_guidance,
+    call_model,
+    takes_classifier,
+)
 from .classifier import ClassifierGuidance
 from .classifier_free import ClassifierFreeGuidance
 from .rescale import RescaledCFG
@@ -19,9 +28,9 @@ from .state import GuidanceResult, GuidanceState, Scaler, check_labels, entropy_
 from .x0_classifier import X0ClassifierGuidance
 
 __all__ = [
-    "AdaptiveProjectedGuidance", "ClassifierFreeGuidance", "ClassifierGuidance", "Guidance", "GuidanceResult",
+    "AdaptiveProjectedGuidance", "CallableGuidance", "ClassifierFreeGuidance", "ClassifierGuidance", "Guidance", "GuidanceResult",
     "GuidanceState", "GuidedOutput", "RescaledCFG", "ScaledGuidance", "Scaler", "StepContext",
-    "X0ClassifierGuidance", "call_model", "check_labels", "entropy_from_log_probs", "takes_classifier",
+    "X0ClassifierGuidance", "as_guidance", "call_model", "check_labels", "entropy_from_log_probs", "takes_classifier",
 ]
 
 

@@ -58,6 +58,37 @@ def call_model(model: Callable[..., torch.Tensor], x_t: torch.Tensor, t: torch.T
     return model(x_t, t, y=y) if class_cond else model(x_t, t)
 
 
+def model_then_gradient(fn: Callable[..., GuidanceResult], model: Callable[..., torch.Tensor], x_t: torch.Tensor,
+                        t: torch.Tensor, y: torch.Tensor | None, context: StepContext) -> GuidedOutput:
+    """The model without a graph, then ``fn(x_t, t, y, t_index=, num_steps=, num_timesteps=)`` (ADM's order)."""
+    with torch.no_grad():
+        out = call_model(model, x_t, t, y, context.class_cond)
+    result = fn(x_t, t, y, t_index=context.t_index, num_steps=context.num_steps, num_timesteps=context.num_timesteps)
+    return GuidedOutput(out, result.grad, result)
+
+
+@attrs.frozen
+class CallableGuidance:
+    """A plain callable ``fn(x_t, t, y, t_index=, num_steps=, num_timesteps=) -> GuidanceResult`` as a guidance."""
+
+    fn: Callable[..., GuidanceResult]
+
+    def guide(self, model: Callable[..., torch.Tensor], x_t: torch.Tensor, t: torch.Tensor,
+              y: torch.Tensor | None, context: StepContext) -> GuidedOutput:
+        return model_then_gradient(self.fn, model, x_t, t, y, context)
+
+
+def as_guidance(guidance: Any) -> Guidance:
+    """A guidance component as it is; a plain gradient callable wrapped in :class:`CallableGuidance`."""
+    if hasattr(guidance, "guide"):
+        return guidance
+    if callable(guidance):
+        return CallableGuidance(guidance)
+    raise InvalidParameterError(
+        f"guidance must be a guidance component (gk.create('guidance', ...)) with a guide(...) method, got {guidance!r}"
+    )
+
+
 def takes_classifier(name: str) -> bool:
     """Whether the registered guidance ``name`` is built with a ``classifier=`` parameter."""
     from ..registry import default_registry

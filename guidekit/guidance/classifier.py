@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from .base import GuidedOutput, ScaledGuidance, StepContext, call_model
+from .base import GuidedOutput, ScaledGuidance, StepContext, model_then_gradient
 from .state import GuidanceResult, Scaler
 
 
@@ -52,8 +52,4 @@ class ClassifierGuidance(ScaledGuidance):
     def guide(self, model: Callable[..., torch.Tensor], x_t: torch.Tensor, t: torch.Tensor,
               y: torch.Tensor | None, context: StepContext) -> GuidedOutput:
         """model(x_t) without a graph, then the classifier's scaled gradient (ADM ``cond_fn``)."""
-        with torch.no_grad():
-            out = call_model(model, x_t, t, y, context.class_cond)
-        result = self(x_t, t, y, t_index=context.t_index, num_steps=context.num_steps,
-                      num_timesteps=context.num_timesteps)
-        return GuidedOutput(out, result.grad, result)
+        return model_then_gradient(self, model, x_t, t, y, context)
