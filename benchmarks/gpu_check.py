@@ -69,6 +69,46 @@ def reproducibility(device) -> dict:
             "gpu_batch6_vs_batch2_offset4_max_abs": (gpu[4:] - gpu_tail).abs().max().item()}
 
 
+def extractor_parity(device) -> dict:
+    """The TF-exact resize on the GPU against TensorFlow's stored outputs, and what TF32 does to Inception features."""
+    import hashlib
+
+    import numpy as np
+
+    from guidekit.extractors.inception import resize_bilinear_tf1
+    from guidekit.testing import random_inception
+
+    fixture = Path(__file__).resolve().parents[1] / "tests" / "metrics" / "data" / "tf_resize_bilinear.npz"
+    data = dict(np.load(fixture))
+    cases = sorted({k.split("/")[0] for k in data if "/" in k})
+    exact = 0
+    for case in cases:
+        x = torch.from_numpy(data[f"{case}/input"]).to(device).permute(0, 3, 1, 2).float()
+        out = resize_bilinear_tf1(x, tuple(data[f"{case}/size"].tolist())).permute(0, 2, 3, 1).cpu().numpy()
+        digest = hashlib.sha256(np.ascontiguousarray(out + np.float32(0.0)).tobytes()).hexdigest()
+        exact += digest == str(data[f"{case}/sha256"])
+    model = random_inception(seed=0)
+    images = torch.from_numpy(data["u8_64_to_299/input"])
+    cpu = model.extract(images)["pool"]
+    model.to(device)
+    gpu = model.extract(images)["pool"].cpu()
+    switches = [(torch.backends.cuda.matmul, "fp32_precision"), (torch.backends.cudnn.conv, "fp32_precision")]
+    saved = [getattr(o, n) for o, n in switches]
+    for o, n in switches:
+        setattr(o, n, "tf32")
+    with torch.no_grad():
+        tf32 = model(model.preprocess(images))["pool"].cpu()
+    for (o, n), v in zip(switches, saved):
+        setattr(o, n, v)
+
+    def rel(a, b):
+        return ((a - b).abs().max() / b.abs().max()).item()
+
+    return {"tf_resize_cases_bit_exact": f"{exact}/{len(cases)}",
+            "inception_pool_rel_gpu_no_tf32_vs_cpu": rel(gpu, cpu),
+            "inception_pool_rel_gpu_tf32_vs_cpu": rel(tf32, cpu)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--out", default="gpu_check.json")
@@ -79,6 +119,7 @@ def main() -> None:
     start = time.perf_counter()
     report["golden_parity_tf32_off"] = golden_parity(device)
     report["reproducibility"] = reproducibility(device)
+    report["extractor_parity"] = extractor_parity(device)
     report["check_seconds"] = round(time.perf_counter() - start, 2)
     print(json.dumps(report, indent=1), flush=True)
     Path(args.out).write_text(json.dumps(report, indent=1))

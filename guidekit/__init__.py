@@ -45,16 +45,25 @@ from .registry import (
 from .respacing import space_timesteps
 from .sampling import StepInfo, sample, sample_generator
 from .trace import GuidanceTrace
-from .training import TrainConfig, train_classifier
+from .training import TrainConfig, TrainResult, train_classifier, train_diffusion
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    """``gk.compare`` / ``gk.CompareResult`` load :mod:`guidekit.comparison` on first use."""
+    if name in ("compare", "CompareResult"):
+        from . import comparison
+
+        return getattr(comparison, name)
+    raise AttributeError(f"module 'guidekit' has no attribute {name!r}")
+
 __all__ = [
-    "CheckpointError", "ClassifierFreeGuidance", "ClassifierGuidance", "Component", "DiffusionConfig", "DuplicateComponentError",
-    "GaussianDiffusion", "GuidanceResult", "GuidanceTrace", "GuidanceState", "GuidedOutput", "GuidekitError", "InvalidParameterError",
-    "LabelError", "MeanVariance", "MissingGuidanceFieldError", "NonFiniteError", "PluginLoadError", "PluginLoadWarning", "Scaler",
-    "StepContext", "StepInfo", "UnknownComponentError", "X0ClassifierGuidance", "available", "create", "describe",
-    "register_extractor", "register_guidance",
+    "CheckpointError", "ClassifierFreeGuidance", "ClassifierGuidance", "CompareResult", "Component", "DiffusionConfig",
+    "DuplicateComponentError", "GaussianDiffusion", "GuidanceResult", "GuidanceTrace", "GuidanceState", "GuidedOutput",
+    "GuidekitError", "InvalidParameterError", "LabelError", "MeanVariance", "MissingGuidanceFieldError", "NonFiniteError",
+    "PluginLoadError", "PluginLoadWarning", "Scaler", "StepContext", "StepInfo", "UnknownComponentError",
+    "X0ClassifierGuidance", "available", "compare", "create", "describe", "register_extractor", "register_guidance",
     "register_loss", "register_network", "register_sampler", "register_scaler", "registered", "sample",
-    "sample_generator", "space_timesteps", "TrainConfig", "train_classifier",
+    "sample_generator", "space_timesteps", "TrainConfig", "TrainResult", "train_classifier", "train_diffusion",
 ]

@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     if "evaluate" in sub.choices and not sub.choices["evaluate"].get_default("func"):
         sub.choices["evaluate"].set_defaults(func=metrics_cli.run)
 
+    from .comparison import cli as compare_cli
+
+    compare_cli.add_parser(sub)
+
     manager = default_registry().manager
     manager.load()
     manager.pm.hook.guidekit_commands(subparsers=sub)

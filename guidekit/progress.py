@@ -58,6 +58,7 @@ class Progress(Generic[T]):
         self._last_draw = -float("inf")
         self._width = 0
         self._closed = False
+        self.postfix = ""  # e.g. "loss 0.123", shown after the rate
         forced = force or os.environ.get("GUIDEKIT_PROGRESS", "").lower() in {"1", "true", "yes", "on"}
         isatty = getattr(self.file, "isatty", None)
         self.enabled = not disable and (forced or bool(isatty and isatty()))
@@ -73,7 +74,8 @@ class Progress(Generic[T]):
             eta = "?"
         rate_text = f"{rate:.2f}{self.unit}/s" if rate >= 1 or rate == 0 else f"{1 / rate:.2f}s/{self.unit}"
         prefix = f"{self.desc}: " if self.desc else ""
-        return f"{prefix}{count} [{_clock(elapsed)}<{eta}, {rate_text}]"
+        postfix = f" {self.postfix}" if self.postfix else ""
+        return f"{prefix}{count} [{_clock(elapsed)}<{eta}, {rate_text}]{postfix}"
 
     def _draw(self, final: bool = False) -> None:
         if not self.enabled:

@@ -137,6 +137,10 @@ def sample(
             if check_finite and grad is not None:
                 _check_finite(grad, "classifier gradient", step, int(t[0]), sample_offset)
         noise = _randn(gens, tuple(shape[1:])).to(device)
+        # a scale of 0 for the whole batch is no guidance: step exactly as unguided sampling does (DDIM's
+        # eps -> x0 round trip under guidance would otherwise change the last bits)
+        if grad is not None and result is not None and not bool(result.scale.any()):
+            grad = None
         with torch.no_grad():
             stepped = sampler.step(diffusion, out.float(), x, t_idx, guidance_grad=grad,
                                    noise=noise, clip_denoised=clip_denoised)

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from .errors import InvalidParameterError
 from .sampling import StepInfo
 
 FIELDS = ("entropy", "prob_of_label", "grad_norm", "scale", "guided_norm")
@@ -61,6 +62,23 @@ class GuidanceTrace:
         out["t_confident"] = confident[0] if confident else None
         return out
 
+    def vanishing_points(self, threshold: float = 0.1) -> torch.Tensor:
+        """Per sample, the t where guidance vanishes: the first step after the peak of ‖s·∇‖ (in
+        sampling order) where ‖s·∇‖ < ``threshold`` · peak. Returns a (B,) float64 tensor of original
+        timesteps t; NaN for a sample whose ‖s·∇‖ never falls that low after its peak, or is 0 throughout.
+        """
+        if not 0.0 < threshold < 1.0:
+            raise InvalidParameterError(f"threshold must be in (0, 1), got {threshold!r}")
+        if not self.t:
+            return torch.zeros(0, dtype=torch.float64)
+        norms = self.tensor("guided_norm")  # (steps, B)
+        peak, peak_step = norms.max(dim=0)
+        step = torch.arange(norms.shape[0]).unsqueeze(1)
+        below = (norms < threshold * peak) & (step > peak_step) & (peak > 0)
+        first = torch.where(below.any(dim=0), below.double().argmax(dim=0), -1)
+        t = torch.tensor(self.t, dtype=torch.float64)
+        return torch.where(first >= 0, t[first.clamp_min(0)], torch.tensor(float("nan"), dtype=torch.float64))
+
     def to_json(self, path: str | os.PathLike) -> Path:
         """Write ``{"t": ..., field: [[...per sample] per step]}`` atomically."""
         return write_text_atomic(path, json.dumps({"t": self.t, **self.records}))
@@ -80,10 +98,16 @@ def plot_traces(traces: dict[str, GuidanceTrace], path: str | os.PathLike | None
     except ImportError as exc:  # pragma: no cover - depends on the extra
         raise ImportError("plots need matplotlib: pip install 'guidekit[plot]'") from exc
     panels = [("entropy", "entropy H(p(y|x_t)) [nats]"), ("prob_of_label", "p(y|x_t)"),
-              ("scale", "scale s"), ("guided_norm", "‖s·∇ log p(y|x_t)‖")]
-    panels = [p for p in panels if any(tr.has(p[0]) for tr in traces.values())] or panels[2:3]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
-    axes = axes[0]
+              ("grad_norm", "‖∇ log p(y|x_t)‖"), ("scale", "scale s"), ("guided_norm", "‖s·∇ log p(y|x_t)‖")]
+    panels = [p for p in panels if any(tr.has(p[0]) for tr in traces.values())] or panels[3:4]
+    vanishing = {name: tr for name, tr in traces.items() if tr.has("guided_norm")}
+    n = len(panels) + bool(vanishing)
+    cols = min(n, 3)
+    fig, grid = plt.subplots((n + cols - 1) // cols, cols, figsize=(4.2 * cols, 3.2 * ((n + cols - 1) // cols)),
+                             squeeze=False)
+    axes = grid.flatten()
+    for ax in axes[n:]:
+        ax.set_visible(False)
     for (field, title), ax in zip(panels, axes):
         for name, tr in traces.items():
             if not tr.has(field):
@@ -92,10 +116,21 @@ def plot_traces(traces: dict[str, GuidanceTrace], path: str | os.PathLike | None
             ax.plot(tr.t, v.mean(1), label=name)
             ax.fill_between(tr.t, v.quantile(0.1, dim=1), v.quantile(0.9, dim=1), alpha=0.2)
         ax.set_title(title, fontsize=9)
-        if field == "scale":
+        if field in ("scale", "grad_norm", "guided_norm"):
             ax.set_yscale("log")
+        ax.set_xlabel("t (sampling runs right to left)")
+        ax.invert_xaxis()
+    if vanishing:
+        ax = axes[len(panels)]
+        for name, tr in vanishing.items():
+            vp = tr.vanishing_points(0.1)
+            done = vp[torch.isfinite(vp)]
+            ax.hist(done.numpy(), bins=20, range=(0, max(tr.t) if tr.t else 1), alpha=0.5,
+                    label=f"{name}: {len(done)}/{len(vp)} vanish")
+        ax.set_title("vanishing point: t where ‖s·∇‖ < 10% of its peak", fontsize=9)
         ax.set_xlabel("t")
         ax.invert_xaxis()
+        ax.legend(fontsize=7)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     if path is not None:

@@ -18,8 +18,8 @@ def test_no_command_prints_help(capsys):
     assert "demo" in capsys.readouterr().out
 
 
-def test_demo_writes_numbers_plot_and_grid(tmp_path, capsys):
-    assert main(["demo", "--samples", "40", "--respacing", "ddim10", "--no-progress", "--out", str(tmp_path)]) == 0
+def test_toy_demo_writes_numbers_plot_and_grid(tmp_path, capsys):
+    assert main(["demo", "--toy", "--samples", "40", "--respacing", "ddim10", "--no-progress", "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "demo.json").read_text())
     names = [k for k in summary if k != "traces"]
     assert names == ["unguided", "constant γ=1", "entropy γ=1"]
@@ -28,6 +28,30 @@ def test_demo_writes_numbers_plot_and_grid(tmp_path, capsys):
     assert (tmp_path / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "traces.png").stat().st_size > 10_000
     assert "class accuracy" in capsys.readouterr().out
+
+
+def test_demo_on_the_bundled_models(tmp_path, capsys):
+    assert main(["demo", "--samples", "30", "--respacing", "ddim10", "--no-progress", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "demo.json").read_text())
+    rows = summary["results"]
+    assert list(rows) == ["no guidance", "constant γ=4 (CE)", "EDS γ=4 (CE)", "EDS γ=4 (ECT)"]
+    for r in rows.values():
+        assert {"accuracy", "fd", "precision", "recall", "seconds"} <= set(r)
+    assert rows["constant γ=4 (CE)"]["accuracy"] > rows["no guidance"]["accuracy"] + 0.3
+    assert set(summary["traces"]) == set(list(rows)[1:])
+    out = capsys.readouterr().out
+    assert "oracle acc" in out and "EDS γ=4 (ECT)" in out
+    assert (tmp_path / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "traces.png").stat().st_size > 10_000
+
+
+def test_demo_without_bundled_models_says_what_to_install(tmp_path, capsys, monkeypatch):
+    import guidekit.demo
+
+    monkeypatch.setattr(guidekit.demo, "available", lambda kind: [])
+    assert main(["demo", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "guidekit-mnist16" in err and "--toy" in err
 
 
 def test_errors_exit_non_zero_with_a_message(tmp_path, capsys):

@@ -35,7 +35,7 @@ def _train(data, loss, **params):
     clf = TinyClassifier(16, 4)
     diff = gk.GaussianDiffusion.create(learn_sigma=False)
     cfg = TrainConfig(steps=300, batch_size=64, lr=3e-3, loss=loss, loss_params=params, log_every=100)
-    return clf, train_classifier(clf, x, y, diff, cfg, progress=False)
+    return clf, train_classifier(clf, x, y, diff, cfg, progress=False).records
 
 
 def test_ce_learns_and_ect_keeps_predictions_softer(data):

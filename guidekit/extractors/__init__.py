@@ -14,13 +14,14 @@ from typing import Any
 from guidekit.hookspecs import hookimpl
 from guidekit.registry import Component
 
-from .base import FeatureExtractor, MissingWeightsError, images_to_float
+from .base import FeatureExtractor, MissingWeightsError, images_to_float, no_tf32
 
 __all__ = [
     "FeatureExtractor",
     "MissingWeightsError",
     "images_to_float",
     "inception_v3",
+    "no_tf32",
     "small_cnn",
     "guidekit_extractors",
 ]

@@ -10,8 +10,10 @@ Both become float32 N×C×H×W in [0, 255] (the range the ADM evaluator feeds it
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -41,8 +43,33 @@ class FeatureExtractor(Protocol):
     def extract(self, images: Any) -> dict[str, torch.Tensor]: ...
 
 
+@contextlib.contextmanager
+def no_tf32() -> Iterator[None]:
+    """Full float32 matmuls and cuDNN convolutions (no TF32) inside, the previous settings restored after.
+
+    TF32 moves Inception features by ~1e-3 relative on Ampere and later GPUs; the reference
+    evaluator runs in full float32. Uses the ``fp32_precision`` switches where torch has them
+    (reading the legacy ``allow_tf32`` flags after those were set raises there), else ``allow_tf32``.
+    """
+    backends = torch.backends
+    if hasattr(backends.cuda.matmul, "fp32_precision") and hasattr(backends.cudnn, "conv"):
+        switches = [(backends.cuda.matmul, "fp32_precision"), (backends.cudnn.conv, "fp32_precision")]
+        off: object = "ieee"
+    else:  # torch < 2.9
+        switches = [(backends.cuda.matmul, "allow_tf32"), (backends.cudnn, "allow_tf32")]
+        off = False
+    saved = [getattr(obj, name) for obj, name in switches]
+    try:
+        for obj, name in switches:
+            setattr(obj, name, off)
+        yield
+    finally:
+        for (obj, name), value in zip(switches, saved):
+            setattr(obj, name, value)
+
+
 class ExtractorModule(torch.nn.Module):
-    """Shared ``extract``: eval mode, no grad, ``preprocess`` then ``forward`` -> feature dict."""
+    """Shared ``extract``: eval mode, no grad, no TF32, ``preprocess`` then ``forward`` -> feature dict."""
 
     def preprocess(self, images: Any) -> torch.Tensor:
         raise NotImplementedError
@@ -52,7 +79,8 @@ class ExtractorModule(torch.nn.Module):
         """Features of a batch of images (uint8 NHWC or float NCHW in [-1, 1])."""
         if self.training:
             self.eval()
-        return self.forward(self.preprocess(images))
+        with no_tf32():
+            return self(self.preprocess(images))  # through __call__, so forward hooks run
 
     features = extract
 

@@ -16,7 +16,8 @@ Outputs (``extract``):
   the graph's ``softmax/logits/MatMul`` weight only, so the weights file's fc bias is loaded but not used.
 
 Preprocessing (``resize="tf1"``, default) follows the graph: float [0, 255] → bilinear resize to
-299×299 the way TF1's ``ResizeBilinear`` does it (no half-pixel offset) → ``(x − 128) / 128``.
+299×299 bit for bit as TensorFlow's ``ResizeBilinear`` CPU kernel (no half-pixel offset; tested
+against TF's own outputs) → ``(x − 128) / 128``. Extraction runs without TF32 (:func:`guidekit.extractors.no_tf32`).
 ``resize="pytorch-fid"`` uses torch's bilinear resize and ``x/127.5 − 1`` instead, like pytorch-fid.
 
 No weights are bundled or downloaded: pass the path of the published file (see :data:`HOW_TO_GET`).
@@ -191,26 +192,40 @@ class InceptionE(nn.Module):
         )
 
 
-def resize_bilinear_tf1(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Bilinear resize as TF1 ``ResizeBilinear`` (align_corners=False, no half-pixel centres).
+def _tf1_source(n_in: int, n_out: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per output index: lower and upper source index and the float32 weight, as TF1 computes them.
 
-    Output pixel ``i`` samples input coordinate ``i·in/out``, interpolating between ``floor`` and
-    ``floor+1`` (clamped to the last pixel).
+    ``scale = float32(n_in) / float32(n_out)``, ``src = float32(i) · scale`` (both rounded to float32),
+    lower ``floor(src)``, upper ``min(ceil(src), n_in − 1)``, weight ``src − floor(src)``.
     """
+    scale = torch.tensor(n_in, dtype=torch.float32, device=device) / torch.tensor(
+        n_out, dtype=torch.float32, device=device
+    )
+    src = torch.arange(n_out, dtype=torch.float32, device=device) * scale
+    lower = src.floor()
+    upper = src.ceil().long().clamp_(max=n_in - 1)
+    return lower.long(), upper, src - lower
 
-    def axis(n_in: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        src = torch.arange(size, dtype=torch.float64, device=x.device) * (n_in / size)
-        lo = src.floor().long().clamp_(max=n_in - 1)
-        hi = (lo + 1).clamp_(max=n_in - 1)
-        return lo, hi, (src - lo.double()).to(x.dtype)
 
+def resize_bilinear_tf1(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of N×C×H×W as TF1 ``ResizeBilinear`` (align_corners=False, no half-pixel centres).
+
+    Bit-exact with TensorFlow's CPU kernel (tests/metrics/data/tf_resize_bilinear.npz): float32
+    source coordinates ``i·(in/out)``, then per output pixel ``top = a + (b − a)·tx`` and
+    ``bottom`` the same along x, and ``top + (bottom − top)·ty`` along y, each step rounded to float32.
+    ``size`` is an int (square) or ``(height, width)``. The result is float32.
+    """
+    out_h, out_w = (size, size) if isinstance(size, int) else size
+    x = x.float()
     h, w = x.shape[-2:]
-    if (h, w) == (size, size):
+    if (h, w) == (out_h, out_w):
         return x
-    lo, hi, fy = axis(h)
-    x = x.index_select(-2, lo) * (1 - fy)[:, None] + x.index_select(-2, hi) * fy[:, None]
-    lo, hi, fx = axis(w)
-    return x.index_select(-1, lo) * (1 - fx) + x.index_select(-1, hi) * fx
+    lower, upper, t = _tf1_source(w, out_w, x.device)
+    left, right = x.index_select(-1, lower), x.index_select(-1, upper)
+    x = left + (right - left) * t
+    lower, upper, t = _tf1_source(h, out_h, x.device)
+    top, bottom = x.index_select(-2, lower), x.index_select(-2, upper)
+    return top + (bottom - top) * t[:, None]
 
 
 class InceptionV3(ExtractorModule):

@@ -24,3 +24,22 @@ def golden_dir() -> Path:
 def load_golden(name: str) -> dict:
     """A golden ``.pt`` file, loaded with ``weights_only=True``."""
     return torch.load(golden_dir() / name, weights_only=True)
+
+
+def random_inception(seed: int = 0) -> torch.nn.Module:
+    """The FID Inception-v3 with seeded random weights that give O(1) activations (for tests and GPU checks).
+
+    He-initialised convolutions and non-trivial batch-norm statistics; in eval mode.
+    """
+    from guidekit.extractors.inception import InceptionV3
+
+    torch.manual_seed(seed)
+    model = InceptionV3()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+    return model.eval()

@@ -19,6 +19,7 @@ from guidekit.errors import CheckpointError
 from guidekit.extractors import FeatureExtractor, MissingWeightsError
 from guidekit.extractors.inception import InceptionV3, resize_bilinear_tf1
 from guidekit.extractors.small import SmallCNN, train_digits_extractor
+from guidekit.testing import random_inception
 
 
 def _conv(prefix: str, cin: int, cout: int, kh: int, kw: int | None = None) -> dict[str, tuple[int, ...]]:
@@ -74,16 +75,7 @@ def expected_fid_state_dict_shapes() -> dict[str, tuple[int, ...]]:
 
 @pytest.fixture(scope="module")
 def inception() -> InceptionV3:
-    torch.manual_seed(0)
-    model = InceptionV3()
-    with torch.no_grad():  # He-initialised convs and non-trivial batch-norm statistics: O(1) activations
-        for module in model.modules():
-            if isinstance(module, torch.nn.Conv2d):
-                torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.1, 0.1)
-                module.running_var.uniform_(0.5, 1.5)
-    return model.eval()
+    return random_inception(seed=0)  # He-initialised convs, non-trivial batch-norm statistics: O(1) activations
 
 
 def test_inception_state_dict_matches_the_fid_layout(inception):

@@ -16,6 +16,7 @@ from .factory import build, resolve_config
 from .flags import ModelConfig
 from .fp16 import convert_to_fp16
 from .matching import describe_matches, state_shapes
+from .nn import set_silu
 from .releases import Release
 
 #: how many keys of each kind an error message lists before "... and N more"
@@ -109,12 +110,15 @@ def load_checkpoint(
     *,
     device: torch.device | str = "cpu",
     use_fp16: bool | None = None,
+    silu: str | None = None,
 ) -> nn.Module:
     """Build the network and load ``path`` into it with ``strict=True``; return it in eval mode.
 
     The first argument is a release name, a reference flag string, a :class:`ModelConfig` or an
     already built module. ``use_fp16=None`` follows the release's README setting on CUDA and
-    stays float32 elsewhere. The built module gets an ``adm_config`` attribute.
+    stays float32 elsewhere. The built module gets an ``adm_config`` attribute. ``silu``
+    (``"guided-diffusion"`` or ``"ed-dpm"``, see :func:`set_silu`) defaults to the config's flavour
+    and leaves a given module as it is.
     """
     path = Path(path)
     device = torch.device(device)
@@ -135,6 +139,8 @@ def load_checkpoint(
         model.load_state_dict(state, strict=True, assign=True)
         model.to(device)
         model.adm_config = config
+    if silu is not None or config is not None:
+        set_silu(model, silu if silu is not None else config.flavor)
     if use_fp16 is None:
         use_fp16 = config is not None and config.fp16 and device.type == "cuda"
     if use_fp16:

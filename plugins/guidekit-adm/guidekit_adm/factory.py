@@ -12,6 +12,7 @@ from .encoder import EncoderUNetModel
 from .errors import ConfigError
 from .flags import ModelConfig, parse_flags
 from .fp16 import convert_to_fp16
+from .nn import set_silu
 from .releases import release
 from .unet import SuperResModel, UNetModel
 
@@ -54,6 +55,7 @@ def create_model(
     *,
     device: torch.device | str | None = None,
     use_fp16: bool = False,
+    silu: str | None = None,
     **overrides: Any,
 ) -> nn.Module:
     """Build the exact architecture of a released checkpoint (random weights, train mode).
@@ -61,8 +63,10 @@ def create_model(
     ``overrides`` replace constructor kwargs (e.g. ``dropout=0``). ``device="meta"`` builds
     without allocating memory. ``use_fp16=True`` applies :func:`convert_to_fp16`, the reference's
     torso-conv policy; whether the README samples a release in fp16 is ``release(name).fp16``.
+    ``silu`` picks the SiLU arithmetic (:func:`set_silu`); by default the config's flavour, so
+    networks built from ED-DPM flags (``parse_flags(..., flavor="ed-dpm")``) compute x·sigmoid(x).
     """
     config = resolve_config(name_or_flags)
     kwargs = {**config.kwargs, **overrides, "use_fp16": False}
-    model = build(config.kind, kwargs, device)
+    model = set_silu(build(config.kind, kwargs, device), silu if silu is not None else config.flavor)
     return convert_to_fp16(model) if use_fp16 else model

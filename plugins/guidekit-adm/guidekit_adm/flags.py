@@ -109,6 +109,8 @@ CHANNEL_MULT = {512: (0.5, 1, 1, 2, 2, 4, 4), 256: (1, 1, 2, 2, 4, 4), 128: (1, 
 ED_CHANNEL_MULT = {**CHANNEL_MULT, 32: (1, 2, 2, 2)}
 SR_CHANNEL_MULT = {512: (1, 1, 2, 2, 4, 4), 256: (1, 1, 2, 2, 4, 4), 64: (1, 2, 3, 4)}
 NUM_CLASSES = 1000
+#: guidekit's extensions to the reference flags (small and grey-scale models): kept in ``args`` only when given
+EXTENSION_DEFAULTS: Mapping[str, Any] = MappingProxyType({"in_channels": 3, "num_classes": NUM_CLASSES})
 
 _TRUE = ("yes", "true", "t", "y", "1")
 _FALSE = ("no", "false", "f", "n", "0")
@@ -195,7 +197,7 @@ def guess_kind(names: Sequence[str]) -> str:
     names = set(names)
     if names & {"large_size", "small_size"}:
         return "superres"
-    model_only = set(MODEL_DEFAULTS) - {"image_size", "dropout"}
+    model_only = set(MODEL_DEFAULTS) - {"image_size", "dropout", "channel_mult"}
     classifier_only = set(CLASSIFIER_DEFAULTS) - {"image_size"}
     if names & classifier_only and not names & model_only:
         return "classifier"
@@ -215,24 +217,34 @@ def _mult(table: Mapping[int, tuple], size: int, flag: str) -> tuple:
     return table[size]
 
 
+def _channel_mult(a: Mapping[str, Any], flavor: str) -> tuple:
+    """``--channel_mult`` if given, else the reference builder's choice for the image size."""
+    size, given = a["image_size"], a.get("channel_mult", "")
+    if given == "":
+        if size not in (ED_CHANNEL_MULT if flavor == "ed-dpm" else CHANNEL_MULT):
+            raise FlagError(
+                f"unsupported --image_size {size}: the reference builder knows {sorted(CHANNEL_MULT)}; "
+                "for other sizes give --channel_mult explicitly, e.g. --channel_mult 1,2,2"
+            )
+        return _mult(ED_CHANNEL_MULT if flavor == "ed-dpm" else CHANNEL_MULT, size, "image_size")
+    try:
+        return tuple(int(m) for m in given.split(","))
+    except ValueError:
+        raise FlagError(
+            f"--channel_mult must be comma-separated integers, got {given!r} "
+            "(the reference parses it with int(); fractional multipliers come only from the image size)"
+        ) from None
+
+
 def _unet_kwargs(a: Mapping[str, Any], flavor: str) -> dict[str, Any]:
     size = a["image_size"]
-    if a["channel_mult"] == "":
-        mult = _mult(ED_CHANNEL_MULT if flavor == "ed-dpm" else CHANNEL_MULT, size, "image_size")
-    else:
-        try:
-            mult = tuple(int(m) for m in a["channel_mult"].split(","))
-        except ValueError:
-            raise FlagError(
-                f"--channel_mult must be comma-separated integers, got {a['channel_mult']!r} "
-                "(the reference parses it with int(); fractional multipliers come only from the image size)"
-            ) from None
+    mult = _channel_mult(a, flavor)
     num_classes = a.get("num_classes", NUM_CLASSES)
     return {
         "image_size": size,
         "in_channels": a.get("in_channels", 3),
         "model_channels": a["num_channels"],
-        "out_channels": 6 if a["learn_sigma"] else 3,
+        "out_channels": a.get("in_channels", 3) * (2 if a["learn_sigma"] else 1),
         "num_res_blocks": a["num_res_blocks"],
         "attention_resolutions": _ds(a["attention_resolutions"], size, "attention_resolutions"),
         "dropout": a["dropout"],
@@ -275,12 +287,12 @@ def _classifier_kwargs(a: Mapping[str, Any], flavor: str) -> dict[str, Any]:
     size = a["image_size"]
     kwargs = {
         "image_size": size,
-        "in_channels": 3,
+        "in_channels": a.get("in_channels", 3),
         "model_channels": a["classifier_width"],
-        "out_channels": a.get("classifier_out_channel", NUM_CLASSES),
+        "out_channels": a.get("classifier_out_channel", a.get("num_classes", NUM_CLASSES)),
         "num_res_blocks": a["classifier_depth"],
         "attention_resolutions": _ds(a["classifier_attention_resolutions"], size, "classifier_attention_resolutions"),
-        "channel_mult": _mult(ED_CHANNEL_MULT if flavor == "ed-dpm" else CHANNEL_MULT, size, "image_size"),
+        "channel_mult": _channel_mult(a, flavor),
         "use_fp16": a["classifier_use_fp16"],
         "num_head_channels": a.get("classifier_num_head_channels", 64),
         "use_scale_shift_norm": a["classifier_use_scale_shift_norm"],
@@ -309,12 +321,15 @@ def parse_flags(
     defaults = defaults_for(kind, flavor)
     known_elsewhere = {
         **MODEL_DEFAULTS, **DIFFUSION_DEFAULTS, **SR_DEFAULTS, **CLASSIFIER_DEFAULTS,
-        **ED_CLASSIFIER_EXTRA, **ED_MODEL_EXTRA, **SCRIPT_DEFAULTS,
+        **ED_CLASSIFIER_EXTRA, **ED_MODEL_EXTRA, **SCRIPT_DEFAULTS, **EXTENSION_DEFAULTS,
     }
     args, extra = dict(defaults), {}
+    extensions = {**EXTENSION_DEFAULTS, "channel_mult": ""} if kind != "superres" else {}
     for name, value in raw.items():
         if name in defaults:
             args[name] = _convert(name, value, defaults[name])
+        elif name in extensions:
+            args[name] = _convert(name, value, extensions[name])
         elif name in known_elsewhere:
             extra[name] = _convert(name, value, known_elsewhere[name])
         else:

@@ -41,5 +41,7 @@ def guidekit_networks() -> list[Component]:
 @hookimpl
 def guidekit_commands(subparsers: argparse._SubParsersAction) -> None:
     from .cli import add_sample_parser
+    from .train_cli import add_train_parsers
 
     add_sample_parser(subparsers)
+    add_train_parsers(subparsers)

@@ -47,14 +47,19 @@ class EntropyScaler:
         """H(U)/H(p) per sample (≥ 1 with the log-K normaliser).
 
         The paper mode computes in float64 from log-softmax. The ``ed-dpm`` mode repeats the
-        reference arithmetic in the logits' dtype, 1 / (H / log 1000) with H = −Σ p·log p, so it
-        matches the reference bit for bit wherever the reference is finite.
+        reference arithmetic in the logits' dtype: H = Σ (−log_softmax)·softmax, then
+        1 / (H / log 1000). It equals the reference bit for bit wherever the reference is finite
+        (a class with logit −inf adds 0 here, NaN there). The shorter −Σ xlogy(p, p) is not
+        bit-equal: on random 1000-class logits its factor differs on 12-45% of rows, by about one
+        ulp (3e-7 relative) for mild logits and up to 2e-5 relative for peaked ones
+        (tests/test_eds_ed_dpm_arithmetic.py).
         """
         if self.ed_dpm:
             if logits.dtype not in (torch.float32, torch.float64):  # the reference's logits are float32; in half the floor underflows
                 logits = logits.float()
             p = torch.softmax(logits, dim=-1)
-            entropy = -torch.xlogy(p, p).sum(-1)
+            terms = -torch.log_softmax(logits, dim=-1) * p
+            entropy = torch.where(p > 0, terms, 0.0).sum(-1)
             return 1 / (entropy.clamp_min(self.min_entropy) / self.uniform_entropy(logits.shape[-1]))
         entropy = entropy_from_log_probs(torch.log_softmax(logits.double(), dim=-1))
         return (self.uniform_entropy(logits.shape[-1]) / entropy.clamp_min(self.min_entropy)).clamp_min(1.0)

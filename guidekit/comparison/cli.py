@@ -1,0 +1,98 @@
+"""``guidekit compare``: paired-seed sweeps of guidance scalers, compared at matched accuracy.
+
+Example::
+
+    guidekit compare --model mnist16-unet --classifier mnist16-classifier-ce --classifier mnist16-classifier-ect \\
+        --scaler constant:0,1,2,4 --scaler entropy:0,0.5,1,2 --seeds 3 --num-samples 1000 \\
+        --respacing ddim25 --judge mnist16-oracle --out DIR
+
+Writes results.json / results.csv (one record per cell), matched_accuracy.md (printed too),
+frontier.png and vanishing.png into ``--out``; cells are cached there, so an interrupted run resumes
+and the same command again computes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import InvalidParameterError
+
+
+def _seeds(text: str) -> int | list[int]:
+    try:
+        return int(text) if "," not in text else [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds takes a count (3) or a list (0,1,2), got {text!r}") from None
+
+
+def _levels(text: str) -> list[float]:
+    try:
+        return [float(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--accuracy-levels takes numbers such as 0.6,0.8,0.9, got {text!r}") from None
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("compare", help="compare guidance scalers on the accuracy–FD frontier (paired seeds)",
+                              description=__doc__.split("\n\n")[0],
+                              formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    p.add_argument("--model", required=True, help="network name (mnist16-unet, an ADM release, or an ADM flag string)")
+    p.add_argument("--model-path", type=Path, help="checkpoint of the model (loaded strictly, weights_only)")
+    p.add_argument("--classifier", action="append", required=True, help="classifier network name; repeatable")
+    p.add_argument("--classifier-path", action="append", default=[], type=Path,
+                   help="checkpoint of each --classifier, in the same order; repeatable")
+    p.add_argument("--scaler", action="append", required=True, metavar="NAME:V1,V2,...",
+                   help="a scaler and the γ values it is swept over, e.g. entropy:0,0.5,1; repeatable")
+    p.add_argument("--scaler-param", action="append", default=[], metavar="NAME.KEY=VALUE",
+                   help="another parameter of a scaler (interval.end=700); a list value ([500,700]) sweeps it")
+    p.add_argument("--seeds", type=_seeds, default=3, help="number of seeds (0..N-1) or a list 0,1,2 (default 3)")
+    p.add_argument("--num-samples", type=int, default=1000, help="samples per cell (default 1000)")
+    p.add_argument("--respacing", help="e.g. ddim25 or 100 (default: the model's)")
+    p.add_argument("--sampler", help="any registered sampler (default: ddim for ddimN respacing, else ddpm)")
+    p.add_argument("--sampler-param", action="append", default=[], metavar="KEY=VALUE", help="sampler parameter")
+    p.add_argument("--judge", default="mnist16-oracle", help="extractor judging accuracy and features (default mnist16-oracle)")
+    p.add_argument("--judge-weights", type=Path, help="weights file of the judge (e.g. the FID Inception's)")
+    p.add_argument("--reference", type=Path, help="reference batch .npz (ADM layout); default: the model card's dataset")
+    p.add_argument("--accuracy-levels", type=_levels, help="accuracies for the matched table (default: 3 inside the "
+                   "range every method reaches)")
+    p.add_argument("--threshold", type=float, default=0.1, help="vanishing point: ‖s·∇‖ below this fraction of its peak")
+    p.add_argument("--k", type=int, default=3, help="neighbourhood size of precision/recall (default 3)")
+    p.add_argument("--pr-limit", type=int, default=10000, help="at most this many reference images for precision/recall")
+    p.add_argument("--batch-size", type=int, default=500, help="samples drawn at once (default 500)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... or auto")
+    p.add_argument("--save-samples", action="store_true", help="also keep the samples (.npz) of each cell computed now under DIR/samples")
+    p.add_argument("--no-dedupe", dest="dedupe", action="store_false",
+                   help="sample γ = 0 cells each on their own instead of sharing one unguided run per seed")
+    p.add_argument("--no-plots", dest="plots", action="store_false", help="skip the plots")
+    p.add_argument("--clip-denoised", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--out", required=True, type=Path, help="output folder (also the cache a rerun resumes from)")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import compare
+
+    if len(args.classifier_path) not in (0, len(args.classifier)):
+        raise InvalidParameterError(f"{len(args.classifier_path)} --classifier-path for {len(args.classifier)} "
+                                    "--classifier; give one path per classifier, in the same order")
+    try:
+        result = compare(
+            args.model, args.classifier, args.scaler, out=args.out, scaler_params=args.scaler_param, seeds=args.seeds,
+            num_samples=args.num_samples, respacing=args.respacing, sampler=args.sampler,
+            sampler_params=args.sampler_param, model_path=args.model_path, classifier_paths=args.classifier_path,
+            judge=args.judge, judge_weights=args.judge_weights, reference_batch=args.reference,
+            batch_size=args.batch_size, device=args.device, k=args.k, pr_limit=args.pr_limit,
+            threshold=args.threshold, accuracy_levels=args.accuracy_levels, save_samples=args.save_samples,
+            dedupe=args.dedupe, plots=args.plots, show_progress=args.progress, clip_denoised=args.clip_denoised,
+        )
+    except (FileNotFoundError, ImportError) as exc:
+        print(f"guidekit compare: error: {exc}", file=sys.stderr)
+        return 1
+    print(result.table)
+    print(f"wrote {len(result.records)} records to {result.out}/results.json (and results.csv, matched_accuracy.md"
+          + (", frontier.png, vanishing.png)" if args.plots else ")"), file=sys.stderr)
+    return 0

@@ -1,0 +1,101 @@
+"""Plots of a comparison: the accuracy–FD frontier and where guidance vanishes (needs guidekit[plot])."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .matched import _curves, sweep_value
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - depends on the extra
+        raise ImportError("plots need matplotlib: pip install 'guidekit[plot]'") from exc
+    return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    os.replace(tmp, path)
+    _pyplot().close(fig)
+    return path
+
+
+def _by_point(runs: dict[int, list[dict[str, Any]]]) -> list[tuple[float, list[dict[str, Any]]]]:
+    """[(swept value, records over seeds)] sorted by the swept value."""
+    points: dict[float, list[dict[str, Any]]] = {}
+    for rs in runs.values():
+        for r in rs:
+            points.setdefault(sweep_value(r["params"]), []).append(r)
+    return sorted(points.items())
+
+
+def _mean_std(values: list[Any]) -> tuple[float, float]:
+    v = [x for x in values if x is not None]
+    if not v:
+        return float("nan"), float("nan")
+    return float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+
+
+def plot_frontier(records: list[dict[str, Any]], path: str | os.PathLike) -> Path:
+    """Accuracy (x) vs FD (y), one curve per (classifier, scaler) in γ order, mean ± std over seeds."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    for (clf, scaler), runs in _curves(records).items():
+        pts = _by_point(runs)
+        acc = [_mean_std([r["accuracy"] for r in rs]) for _, rs in pts]
+        fd = [_mean_std([r["fd"] for r in rs]) for _, rs in pts]
+        ax.errorbar([a[0] for a in acc], [f[0] for f in fd], xerr=[a[1] for a in acc], yerr=[f[1] for f in fd],
+                    marker="o", ms=4, capsize=2, label=f"{clf} / {scaler}")
+        for (g, _), a, f in zip(pts, acc, fd):
+            ax.annotate(f"{g:g}", (a[0], f[0]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("judge accuracy against the requested label")
+    ax.set_ylabel("FD to the reference (judge features)")
+    ax.set_title("accuracy–FD frontier (labels: γ; bars: std over seeds)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, Path(path))
+
+
+def plot_vanishing(records: list[dict[str, Any]], profiles: dict[tuple[str, str], list[tuple[float, dict[str, Any]]]],
+                   path: str | os.PathLike) -> Path:
+    """Per method: the vanishing point t against γ (median, 10–90% band) and the mean ‖s·∇‖ profile per γ."""
+    plt = _pyplot()
+    curves = _curves(records)
+    fig, axes = plt.subplots(2, max(len(curves), 1), figsize=(3.6 * max(len(curves), 1), 6.2), squeeze=False)
+    for col, ((clf, scaler), runs) in enumerate(curves.items()):
+        top, bottom = axes[0][col], axes[1][col]
+        pts = _by_point(runs)
+        med = [_mean_std([(r.get("vanishing") or {}).get("median_t") for r in rs])[0] for _, rs in pts]
+        lo = [_mean_std([(r.get("vanishing") or {}).get("q10_t") for r in rs])[0] for _, rs in pts]
+        hi = [_mean_std([(r.get("vanishing") or {}).get("q90_t") for r in rs])[0] for _, rs in pts]
+        gs = [g for g, _ in pts]
+        top.plot(gs, med, marker="o", ms=4)
+        top.fill_between(gs, lo, hi, alpha=0.25)
+        frac = [_mean_std([(r.get("vanishing") or {}).get("fraction") for r in rs])[0] for _, rs in pts]
+        share = top.twinx()
+        share.plot(gs, frac, ls="--", color="gray", marker=".", ms=3)
+        share.set_ylim(-0.02, 1.02)
+        share.set_ylabel("fraction of samples where it vanishes (dashed)", fontsize=7)
+        top.set_title(f"{clf} / {scaler}", fontsize=9)
+        top.set_xlabel("γ")
+        top.set_ylabel("vanishing point t (median, 10–90%)")
+        for g, prof in profiles.get((clf, scaler), []):
+            if prof.get("t"):
+                bottom.plot(prof["t"], prof["mean_guided_norm"], label=f"γ={g:g}")
+        bottom.set_xlabel("t")
+        bottom.set_ylabel("mean ‖s·∇ log p(y|x_t)‖")
+        bottom.invert_xaxis()
+        if bottom.lines:
+            bottom.legend(fontsize=6)
+    fig.tight_layout()
+    return _save(fig, Path(path))

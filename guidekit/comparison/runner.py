@@ -1,0 +1,279 @@
+"""Running the grid: paired-seed sampling, judging, and an on-disk cache of one file per cell.
+
+Paired seeds: sample i of every cell with seed s starts from the same x_T and gets the same per-step
+noise (``gk.sample`` draws both from the generator of (s, i)), and asks for the same label
+``y_i = i mod K``; so two cells differ only by their guidance. A cell whose scale is zero by
+construction (γ = 0 of a scaler proportional to γ) samples exactly what unguided sampling does, so
+with ``dedupe`` those cells share one unguided computation per seed; their records say so
+(``"shared": "unguided"``).
+
+Layout of ``out``: ``manifest.json`` (every option that changes a result; a rerun with other options
+is refused), ``cells/<key>.json`` (one record per cell, written atomically: an interrupted run loses
+at most the cells in flight), ``reference_stats.npz`` (the judge's reference statistics).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import torch
+
+from ..errors import InvalidParameterError
+from ..io import SampleBatchWriter, atomic_write, to_uint8
+from ..metrics import FeatureStats, frechet_distance
+from ..metrics.precision_recall import _coverage, manifold_radii
+from .grid import Cell, canonical
+from .reference import ReferenceStats
+
+FORMAT_VERSION = 1
+#: scalers whose scale is γ times something finite, so γ = 0 is no guidance at all
+ZERO_AT_ZERO_GAMMA = ("constant", "timestep", "gradnorm", "entropy")
+JUDGE_CHUNK = 250
+
+
+def is_unguided(cell: Cell) -> bool:
+    """True when the cell's scale is 0 at every step by construction (γ = 0, see ZERO_AT_ZERO_GAMMA)."""
+    if cell.guidance != "classifier" or cell.params.get("gamma") != 0:
+        return False
+    if cell.scaler == "interval":
+        return float(cell.params.get("outside", 0.0)) == 0.0
+    return cell.scaler in ZERO_AT_ZERO_GAMMA
+
+
+def labels_for(start: int, count: int, num_classes: int) -> torch.Tensor:
+    """The requested labels of samples start..start+count-1: y_i = i mod K (the same in every cell)."""
+    return torch.arange(start, start + count, dtype=torch.int64) % num_classes
+
+
+@attrs.define
+class Context:
+    """What every cell shares (built once by :func:`guidekit.comparison.compare`)."""
+
+    out: Path
+    manifest: dict[str, Any]
+    model: Any
+    diffusion: Any
+    sampler: Any
+    classifiers: dict[str, Any]
+    classifier_ids: dict[str, Any]
+    judge: Any
+    reference: ReferenceStats
+    shape: tuple[int, int, int]
+    num_classes: int
+    num_samples: int
+    batch_size: int
+    device: torch.device
+    k: int = 3
+    threshold: float = 0.1
+    save_samples: bool = False
+    clip_denoised: bool = True
+
+    @property
+    def digest(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(canonical(self.manifest).encode()).hexdigest()[:16]
+
+
+def check_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    """Write ``out/manifest.json``, or check that the one there matches (else a clear error)."""
+    path = out / "manifest.json"
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            old = None
+        if old is not None and canonical(old) == canonical(json.loads(canonical(manifest))):
+            return
+        diff = sorted(k for k in set(old or {}) | set(manifest)
+                      if canonical((old or {}).get(k)) != canonical(manifest.get(k)))
+        raise InvalidParameterError(
+            f"{out} holds a comparison run with other options (differing: {', '.join(diff) or 'unreadable manifest'}); "
+            "its cells would not be comparable. Use a new --out folder, or delete this one to start over")
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, "w") as fh:
+        json.dump(manifest, fh, indent=2, sort_keys=True, default=str)
+
+
+def cell_path(ctx: Context, key: str) -> Path:
+    return ctx.out / "cells" / f"{key}.json"
+
+
+def load_cell(ctx: Context, key: str) -> dict[str, Any] | None:
+    """The cached cell file for ``key`` if it exists and belongs to this manifest."""
+    path = cell_path(ctx, key)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None  # cannot happen with atomic writes; recompute rather than trust it
+    if data.get("manifest") != ctx.digest:
+        return None
+    label = data.get("cell", {}).get("classifier")
+    if label is not None and canonical(data.get("classifier_id")) != canonical(ctx.classifier_ids.get(label)):
+        raise InvalidParameterError(
+            f"{path} was computed with classifier {label!r} = {data.get('classifier_id')}, but this run gives "
+            f"{ctx.classifier_ids.get(label)}; use a new --out folder (or another classifier name)")
+    return data
+
+
+def unguided_key(seed: int) -> str:
+    return f"unguided-s{seed}"
+
+
+def _precision_recall(ref: ReferenceStats, fake: np.ndarray, k: int, device: torch.device) -> tuple[float | None, float | None]:
+    if len(ref.pool) <= k or len(fake) <= k:
+        return None, None
+    real = torch.from_numpy(ref.pool).float().to(device)
+    fake_t = torch.from_numpy(fake).float().to(device)
+    fake_radii = manifold_radii(fake_t, k)
+    fake_in, real_in = _coverage(real, torch.from_numpy(ref.radii).to(device), fake_t, fake_radii, 4096)
+    return float(fake_in.double().mean()), float(real_in.double().mean())
+
+
+def _quantiles(v: torch.Tensor) -> dict[str, float | None]:
+    finite = v[torch.isfinite(v)]
+    if finite.numel() == 0:
+        return {"mean_t": None, "median_t": None, "q10_t": None, "q90_t": None}
+    q = torch.quantile(finite, torch.tensor([0.5, 0.1, 0.9], dtype=torch.float64)).tolist()
+    return {"mean_t": float(finite.mean()), "median_t": q[0], "q10_t": q[1], "q90_t": q[2]}
+
+
+def compute(ctx: Context, cell: Cell | None, seed: int) -> dict[str, Any]:
+    """Sample, judge and measure one cell (``cell=None``: unguided sampling for ``seed``)."""
+    import guidekit as gk
+
+    started = time.perf_counter()
+    guidance = None
+    if cell is not None:
+        scaler = gk.create("scaler", cell.scaler, **cell.params)
+        guidance = gk.ClassifierGuidance(ctx.classifiers[cell.classifier], scaler)
+    stats, pools, vanish = FeatureStats(), [], []
+    correct, judged = 0, 0
+    norm_sum: torch.Tensor | None = None
+    t_list: list[int] = []
+    c, h, w = ctx.shape
+    name = cell.key if cell is not None else unguided_key(seed)
+    keep = (SampleBatchWriter(ctx.out / "samples" / f"{name}.npz", ctx.num_samples, (h, w, c))
+            if ctx.save_samples else contextlib.nullcontext())
+    with keep as writer:  # the .npz appears only when the whole cell is sampled
+        for start in range(0, ctx.num_samples, ctx.batch_size):
+            count = min(ctx.batch_size, ctx.num_samples - start)
+            y = labels_for(start, count, ctx.num_classes)
+            trace = gk.GuidanceTrace() if guidance is not None else None
+            x0 = gk.sample(ctx.model, ctx.diffusion, (count, *ctx.shape), sampler=ctx.sampler, guidance=guidance,
+                           y=y, num_classes=ctx.num_classes, seed=seed, sample_offset=start, callback=trace,
+                           progress=False, device=ctx.device, clip_denoised=ctx.clip_denoised)
+            images = to_uint8(x0.cpu())  # judged as saved: uint8, like the ADM evaluator
+            for j in range(0, count, JUDGE_CHUNK):
+                feats = ctx.judge.extract(images[j:j + JUDGE_CHUNK])
+                pool = feats["pool"].detach().float().cpu()
+                stats.update(pool)
+                pools.append(pool.numpy())
+                logits = feats["logits"].detach().cpu()
+                if logits.shape[1] == ctx.num_classes:
+                    correct += int((logits.argmax(1) == y[j:j + JUDGE_CHUNK]).sum())
+                    judged += len(logits)
+            if writer is not None:
+                writer.add(images, y)
+            if trace is not None and trace.t:
+                vanish.append(trace.vanishing_points(ctx.threshold))
+                norms = trace.tensor("guided_norm").sum(1)
+                norm_sum = norms if norm_sum is None else norm_sum + norms
+                t_list = trace.t
+    fake = np.concatenate(pools)
+    precision, recall = _precision_recall(ctx.reference, fake, ctx.k, ctx.device)
+    v = torch.cat(vanish) if vanish else torch.zeros(0, dtype=torch.float64)
+    vanishing: dict[str, Any] = {"threshold": ctx.threshold,
+                                 "fraction": float(torch.isfinite(v).double().mean()) if v.numel() else 0.0,
+                                 **_quantiles(v)}
+    return {
+        "accuracy": correct / judged if judged else None,
+        "fd": frechet_distance(stats.mean, stats.cov, ctx.reference.mu, ctx.reference.sigma),
+        "precision": precision,
+        "recall": recall,
+        "seconds": round(time.perf_counter() - started, 3),
+        "vanishing": vanishing,
+        "profile": {"t": t_list, "mean_guided_norm": [] if norm_sum is None else (norm_sum / ctx.num_samples).tolist()},
+        "vanishing_t": [None if not math.isfinite(x) else x for x in v.tolist()],
+    }
+
+
+def _store(ctx: Context, key: str, spec: dict[str, Any], result: dict[str, Any]) -> None:
+    with atomic_write(cell_path(ctx, key), "w") as fh:
+        ident = ctx.classifier_ids.get(spec["classifier"]) if "classifier" in spec else None
+        json.dump({"format": FORMAT_VERSION, "manifest": ctx.digest, "cell": spec, "classifier_id": ident, **result}, fh)
+
+
+METRICS = ("accuracy", "fd", "precision", "recall", "seconds", "vanishing")
+
+
+def record_of(cell: Cell, result: dict[str, Any], shared: bool) -> dict[str, Any]:
+    rec = {"classifier": cell.classifier, "scaler": cell.scaler, "params": dict(cell.params), "seed": cell.seed,
+           **{m: result[m] for m in METRICS}}
+    if cell.guidance != "classifier":
+        rec["guidance"] = cell.guidance
+    if shared:
+        rec["shared"] = "unguided"
+    return rec
+
+
+def run_cells(ctx: Context, cells: list[Cell], *, dedupe: bool = True, show_progress: bool = True,
+              on_record: Callable[[list[tuple[Cell, dict[str, Any], bool]]], None] | None = None,
+              ) -> list[tuple[Cell, dict[str, Any], bool]]:
+    """(cell, result, shared) for ``cells`` in grid order, computing only what is not cached.
+
+    ``on_record(rows)`` is called after each computed cell with the rows finished so far.
+    """
+    from ..progress import progress
+
+    jobs: dict[str, tuple[Cell | None, int]] = {}
+    for cell in cells:
+        if dedupe and is_unguided(cell):
+            jobs.setdefault(unguided_key(cell.seed), (None, cell.seed))
+        else:
+            jobs.setdefault(cell.key, (cell, cell.seed))
+    results: dict[str, dict[str, Any]] = {}
+    todo = []
+    for key in jobs:
+        cached = load_cell(ctx, key)
+        if cached is not None:
+            results[key] = cached
+        else:
+            todo.append(key)
+    if results:
+        print(f"guidekit compare: {len(results)} of {len(jobs)} computations cached in {ctx.out}", file=sys.stderr)
+
+    def rows() -> list[tuple[Cell, dict[str, Any], bool]]:
+        out = []
+        for cell in cells:
+            shared = dedupe and is_unguided(cell)
+            key = unguided_key(cell.seed) if shared else cell.key
+            if key in results:
+                out.append((cell, results[key], shared))
+        return out
+
+    # forced: one line per finished cell also in a log file, where long runs usually write
+    bar = progress(total=len(todo), desc="cells", disable=not show_progress, unit="cell", force=True)
+    try:
+        for key in todo:
+            cell, seed = jobs[key]
+            spec = {"unguided": True, "seed": seed} if cell is None else cell.spec()
+            results[key] = compute(ctx, cell, seed)
+            _store(ctx, key, spec, results[key])
+            bar.update(1)
+            if on_record is not None:
+                on_record(rows())
+    finally:
+        bar.close()
+    return rows()

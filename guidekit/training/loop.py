@@ -1,0 +1,205 @@
+"""The training loop shared by classifiers and diffusion models.
+
+AdamW, an EMA with warm-up, per-step draws from one seeded generator (the same global batch on
+every torchrun process, each taking its slice), atomic checkpoints holding model, EMA, optimizer,
+step and RNG states, and an exact resume: on the CPU an interrupted-and-resumed run logs the same
+losses as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+from torch import nn
+
+from ..errors import CheckpointError, InvalidParameterError, NonFiniteError
+from ..progress import progress as progress_bar
+from .config import RESUMABLE_FIELDS, TrainConfig
+from .distributed import init_world, local_slice, mean_over_world
+from .ema import EMA
+
+#: the global batch of one step: tensors with the batch along dim 0
+Batch = dict[str, torch.Tensor]
+Draw = Callable[[torch.Generator], Batch]
+StepLoss = Callable[[nn.Module, Batch], tuple[torch.Tensor, dict[str, float]]]
+
+
+@attrs.frozen(eq=False)
+class TrainResult:
+    """What a training run leaves: the logged records, the EMA weights and where it stopped."""
+
+    records: list[dict[str, float]]
+    ema: dict[str, torch.Tensor]
+    step: int
+    checkpoint: Path | None = None
+
+    def ema_model(self, model: nn.Module) -> nn.Module:
+        """Load the EMA weights into ``model`` (in place) and put it in eval mode."""
+        model.load_state_dict(self.ema)
+        return model.eval()
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename (a kill leaves the old file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        torch.save(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def config_record(config: TrainConfig) -> dict[str, Any]:
+    return attrs.asdict(config)
+
+
+def check_resume(saved: dict[str, Any], config: TrainConfig, kind: str, path: Path) -> None:
+    """Refuse a resume whose settings differ (naming the option), or of another kind of run."""
+    if saved.get("kind") != kind:
+        raise CheckpointError(f"{path} is a {saved.get('kind')} training checkpoint, not a {kind} one")
+    now = config_record(config)
+    for key, value in saved["config"].items():
+        if key not in RESUMABLE_FIELDS and now.get(key) != value:
+            raise InvalidParameterError(
+                f"cannot resume {path}: it was trained with {key}={value!r}, now {key}={now.get(key)!r}. "
+                f"Use the same {key}, or start a new run in another folder"
+            )
+
+
+def load_checkpoint_file(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt files
+        raise CheckpointError(f"cannot read training checkpoint {path}: {exc}. Delete it to start over") from None
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def fit(
+    model: nn.Module,
+    config: TrainConfig,
+    draw: Draw,
+    step_loss: StepLoss,
+    *,
+    kind: str,
+    checkpoint: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    callback: Callable[[dict[str, float]], None] | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Run ``config.steps`` optimisation steps of ``step_loss`` on batches from ``draw``.
+
+    ``checkpoint`` is written every ``config.save_every`` steps and at the end. An existing
+    checkpoint is continued with ``resume=True`` and replaced with ``overwrite=True``; otherwise it is
+    an error, so no run is lost. ``stop_after`` ends the run early after that many steps (as a kill
+    would, after the last checkpoint), for tests and staged runs.
+    """
+    device = next(iter(model.parameters())).device
+    world = init_world(device)
+    path = Path(checkpoint) if checkpoint is not None else None
+    gen = torch.Generator().manual_seed(config.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    ema = EMA(model, config.ema_decay, config.ema_warmup)
+    records: list[dict[str, float]] = []
+    sums: dict[str, float] = {}
+    count, start = 0, 0
+    if path is not None and path.exists():
+        if resume:
+            saved = load_checkpoint_file(path)
+            check_resume(saved, config, kind, path)
+            model.load_state_dict(saved["model"])
+            ema.load_state_dict(saved["ema"])
+            opt.load_state_dict(saved["optimizer"])
+            gen.set_state(saved["generator"])
+            torch.set_rng_state(saved["torch_rng"])
+            records, sums, count, start = list(saved["records"]), dict(saved["sums"]), int(saved["count"]), int(saved["step"])
+        elif not overwrite:
+            raise InvalidParameterError(
+                f"{path} already holds a training run: pass resume=True (--resume) to continue it, "
+                "overwrite=True (--overwrite) to start over, or choose another path"
+            )
+    elif resume and path is not None and world.is_main:
+        print(f"no checkpoint at {path} yet: starting a new run", flush=True)
+    train_model: nn.Module = model
+    if world.size > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    part = local_slice(config.batch_size, world)
+
+    def save(step: int) -> None:
+        if path is not None and world.is_main:
+            save_atomic({
+                "kind": kind, "config": config_record(config), "step": step, "model": model.state_dict(),
+                "ema": ema.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                "torch_rng": torch.get_rng_state(), "records": records, "sums": sums, "count": count,
+            }, path)
+
+    end = config.steps if stop_after is None else min(config.steps, start + stop_after)
+    model.train()
+    bar = progress_bar(total=config.steps, desc=f"training {kind} ({config.loss if kind == 'classifier' else 'diffusion'})",
+                       disable=not progress or not world.is_main)
+    bar.n = start
+    try:
+        for step in range(start, end):
+            if config.anneal_lr:
+                for group in opt.param_groups:
+                    group["lr"] = config.lr * (1 - step / config.steps)
+            batch = {k: v[part].to(device) for k, v in draw(gen).items()}
+            loss, metrics = step_loss(train_model, batch)
+            if not torch.isfinite(loss):
+                raise NonFiniteError(f"the training loss became {loss.item()} at step {step}: lower the learning rate")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            opt.step()
+            ema.update(model)
+            metrics = mean_over_world({"loss": loss.item(), **metrics}, world, device)
+            for key, value in metrics.items():
+                sums[key] = sums.get(key, 0.0) + value
+            count += 1
+            if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
+                record = {"step": step + 1, **{k: v / count for k, v in sums.items()}}
+                records.append(record)
+                bar.postfix = " ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "step")
+                if callback is not None:
+                    callback(record)
+                sums, count = {}, 0
+            if (step + 1) % config.save_every == 0 or step + 1 == end:
+                save(step + 1)
+            bar.update(1)
+    finally:
+        bar.close()
+    model.eval()
+    return TrainResult(records, {k: v.clone() for k, v in ema.shadow.items()}, end, path)
+
+
+def export_weights(state: dict[str, torch.Tensor], path: str | os.PathLike[str], metadata: dict[str, str] | None = None) -> Path:
+    """Write a state dict as ``.safetensors`` (or ``.pt``) atomically."""
+    out = Path(path)
+    state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    if out.suffix == ".safetensors":
+        from safetensors.torch import save
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(save(state, metadata=metadata))
+        os.replace(tmp, out)
+    else:
+        save_atomic(state, out)
+    return out
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel wrapper (or the module itself)."""
+    return _unwrap(model)

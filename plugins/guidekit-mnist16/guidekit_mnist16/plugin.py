@@ -1,0 +1,21 @@
+"""Entry point of guidekit-mnist16: the bundled models as ``network`` components, the oracle as an ``extractor``."""
+
+from __future__ import annotations
+
+import functools
+
+from guidekit import Component
+from guidekit.hookspecs import hookimpl
+
+from .models import NAMES, SUMMARIES, load
+
+
+@hookimpl
+def guidekit_networks() -> list[Component]:
+    return [Component(name, functools.partial(load, name), SUMMARIES[name]) for name in NAMES]
+
+
+@hookimpl
+def guidekit_extractors() -> list[Component]:
+    return [Component("mnist16-oracle", functools.partial(load, "mnist16-oracle"),
+                      "clean-image mnist16 classifier (accuracy against the requested label, FD on its features)")]
