@@ -15,7 +15,6 @@ import guidekit as gk
 from guidekit.comparison import compare, runner
 from guidekit.comparison.grid import Cell
 from guidekit.comparison.matched import method_of
-from guidekit.comparison.merge import merge_runs
 from guidekit.errors import InvalidParameterError, MissingGuidanceFieldError
 from guidekit.io import load_batch, to_uint8, write_reference_batch
 

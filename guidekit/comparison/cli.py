@@ -111,5 +111,6 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(result.table)
     print(f"wrote {len(result.records)} records to {result.out}/results.json (and results.csv, matched_accuracy.md"
-          + (", frontier.png, vanishing.png)" if args.plots else ")"), file=sys.stderr)
+          + (", frontier.png" + (", vanishing.png)" if (result.out / "vanishing.png").is_file() else ")")
+             if args.plots else ")"), file=sys.stderr)
     return 0

@@ -65,7 +65,7 @@ def merge_runs(folders: Sequence[str | Path], out: str | Path, *, accuracy_level
     names = [f.resolve().name or str(f) for f in folders]
     if len(set(names)) != len(names):
         names = [str(f) for f in folders]
-    for (folder, _, records), name in zip(runs, names):
+    for (_, _, records), name in zip(runs, names):
         for r in records:
             merged.append({**r, "run": name} if len(owners[method_of(r)]) > 1 else dict(r))
     out = Path(out)
