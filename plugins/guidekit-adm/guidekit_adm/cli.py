@@ -7,6 +7,11 @@ Example (ED-DPM configuration 3, UADM(25)-G+EDS+ECT)::
         --scaler entropy --gamma 6 --respacing ddim25 --sampler ddim --num-samples 50000 \\
         --batch-size 64 --seed 0 --out samples/uadm25-g-eds-ect --device cuda
 
+Classifier-free guidance of a class-conditional model (any registered guidance works the same way)::
+
+    guidekit sample --model MODEL --model-path MODEL.pt --guidance classifier-free --gamma 3 \
+        --guidance-param null_label=1000 --scaler interval --scaler-param start=100 --scaler-param end=600 ...
+
 Writes ``samples_{N}x{H}x{W}x3.npz`` (ADM evaluator layout: ``arr_0`` uint8 NHWC, ``arr_1`` int64
 labels), ``grid.png`` (the first samples) and ``run.json`` (the settings) into ``--out``. Images are
 streamed to the ``.npz`` batch by batch, so memory does not grow with ``--num-samples``.
@@ -64,8 +69,13 @@ def add_sample_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--classifier", help="classifier release name or flag string (--classifier=\"--image_size ...\"); "
                    "omit for unguided sampling")
     p.add_argument("--classifier-path", type=Path, help="weights of the classifier")
+    p.add_argument("--guidance", help="guidance name (classifier, classifier-free, x0-classifier, ...; "
+                   "see `guidekit list guidance`); default: classifier when --classifier is given, else none")
+    p.add_argument("--guidance-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="guidance parameter, repeatable (e.g. null_label=1000, batched=False, phi=0.7)")
     p.add_argument("--scaler", default="constant", help="guidance scaler name (constant, entropy, ...)")
-    p.add_argument("--gamma", type=float, help="guidance scale γ (default: the README's suggestion, else 1.0)")
+    p.add_argument("--gamma", type=float, help="guidance scale γ, or CFG's w (default: the README's suggestion for "
+                   "classifier guidance, else 1.0)")
     p.add_argument("--scaler-param", action="append", default=[], metavar="KEY=VALUE",
                    help="extra scaler parameter, repeatable (e.g. normalizer=ed-dpm, end=700)")
     p.add_argument("--respacing", help="timestep respacing, e.g. ddim25 or 250 (default: the README's)")
@@ -119,13 +129,13 @@ def _model_config(spec: str, class_cond: bool | None) -> ModelConfig:
     return config
 
 
-def _scaler_params(pairs: list[str]) -> dict[str, Any]:
+def _scaler_params(pairs: list[str], flag: str = "--scaler-param") -> dict[str, Any]:
     """``KEY=VALUE`` strings → kwargs; values are Python literals where they parse, else strings."""
     params: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise InvalidParameterError(f"--scaler-param expects KEY=VALUE, got {pair!r}")
+            raise InvalidParameterError(f"{flag} expects KEY=VALUE, got {pair!r}")
         try:
             params[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
@@ -167,8 +177,41 @@ OPTION_FLAGS = {
     "num_samples": "--num-samples", "batch_size": "--batch-size", "seed": "--seed", "classes": "--classes",
     "model_fp16": "--use-fp16", "classifier_fp16": "--classifier-use-fp16", "class_cond": "--class-cond",
     "clip_denoised": "--clip-denoised", "num_shards": "--num-shards", "shard_index": "--shard-index",
-    "fast": "--fast", "device_type": "--device",
+    "fast": "--fast", "device_type": "--device", "guidance": "--guidance", "guidance_params": "--guidance-param",
 }
+
+
+def _guidance_name(args: argparse.Namespace) -> str | None:
+    """The guidance to build (``None``: unguided), checked against ``--classifier``."""
+    from guidekit.guidance import takes_classifier
+
+    name = args.guidance or ("classifier" if args.classifier else None)
+    if name is None:
+        return None
+    needs = takes_classifier(name)
+    if needs and not args.classifier:
+        raise InvalidParameterError(f"--guidance {name} needs a classifier: give --classifier and --classifier-path")
+    if not needs and args.classifier:
+        raise InvalidParameterError(f"--guidance {name} uses no classifier: drop --classifier/--classifier-path")
+    return name
+
+
+def _build_guidance(name: str | None, args: argparse.Namespace, classifier: Any, gamma: float,
+                    scaler_params: dict[str, Any], guidance_params: dict[str, Any]) -> Any:
+    """``gk.create("guidance", name, ...)`` with the scaler, its parameters and the classifier if it takes one."""
+    import guidekit as gk
+
+    if name is None:
+        return None
+    clash = sorted(set(scaler_params) & set(guidance_params))
+    if clash:
+        raise InvalidParameterError(f"{clash} given both as --scaler-param and --guidance-param; give each once")
+    params = {**guidance_params}
+    if classifier is not None:
+        params["classifier"] = classifier
+        if name == "x0-classifier":  # ADM classifiers are noise-aware: use them as clean classifiers at t = 0
+            params.setdefault("timestep", 0)
+    return gk.create("guidance", name, scaler=args.scaler, gamma=gamma, **scaler_params, **params)
 
 
 def run_sample(args: argparse.Namespace) -> int:
@@ -182,6 +225,8 @@ def run_sample(args: argparse.Namespace) -> int:
     if (args.classifier is None) != (args.classifier_path is None):
         raise InvalidParameterError("--classifier and --classifier-path go together")
     scaler_params = _scaler_params(args.scaler_param)
+    guidance_params = _scaler_params(args.guidance_param, "--guidance-param")
+    guidance_name = _guidance_name(args)
     classes = _parse_classes(args.classes)
     if args.out.exists() and not args.out.is_dir():
         raise InvalidParameterError(f"--out {str(args.out)!r} is a file; give a folder (it is created if missing)")
@@ -227,18 +272,19 @@ def run_sample(args: argparse.Namespace) -> int:
         steps=config.diffusion.steps, schedule=config.diffusion.schedule,
         learn_sigma=config.diffusion.learn_sigma, respacing=respacing,
     )
-    gamma = args.gamma if args.gamma is not None else (getattr(config, "classifier_scale", None) or 1.0)
-    guidance = None
-    if classifier is not None:
-        scaler = gk.create("scaler", args.scaler, gamma=gamma, **scaler_params)
-        guidance = gk.ClassifierGuidance(classifier, scaler)
-    num_classes = classifier.out_channels if classifier is not None else model.num_classes
+    suggested = getattr(config, "classifier_scale", None) if guidance_name == "classifier" else None
+    gamma = args.gamma if args.gamma is not None else (suggested or 1.0)
+    guidance = _build_guidance(guidance_name, args, classifier, gamma, scaler_params, guidance_params)
+    num_labels = getattr(guidance, "num_labels", None)  # CFG: the labels below the null label
+    num_classes = (classifier.out_channels if classifier is not None
+                   else num_labels(model) if num_labels is not None else model.num_classes)
 
     options = {
         "model": args.model, "model_sha256": file_sha256(args.model_path), "classifier": args.classifier,
         "classifier_sha256": None if classifier is None else file_sha256(args.classifier_path),
-        "scaler": args.scaler if classifier is not None else None, "gamma": gamma if classifier is not None else None,
-        "scaler_params": scaler_params if classifier is not None else {}, "respacing": respacing,
+        "guidance": guidance_name, "guidance_params": guidance_params if guidance is not None else {},
+        "scaler": args.scaler if guidance is not None else None, "gamma": gamma if guidance is not None else None,
+        "scaler_params": scaler_params if guidance is not None else {}, "respacing": respacing,
         "sampler": sampler_name, "eta": args.eta, "num_samples": args.num_samples, "batch_size": args.batch_size,
         "seed": args.seed, "classes": classes, "model_fp16": bool(getattr(model, "use_fp16", False)),
         "classifier_fp16": bool(getattr(classifier, "use_fp16", False)), "class_cond": model.num_classes is not None,
@@ -273,7 +319,8 @@ def run_sample(args: argparse.Namespace) -> int:
     meta: dict[str, Any] = {
         "model": args.model, "model_path": str(args.model_path), "classifier": args.classifier,
         "classifier_path": None if args.classifier_path is None else str(args.classifier_path),
-        "scaler": args.scaler if classifier is not None else None, "gamma": gamma if classifier is not None else None,
+        "guidance": guidance_name, "guidance_params": guidance_params,
+        "scaler": args.scaler if guidance is not None else None, "gamma": gamma if guidance is not None else None,
         "scaler_params": scaler_params,
         "respacing": respacing, "sampler": sampler_name, "eta": args.eta, "num_samples": args.num_samples,
         "batch_size": args.batch_size, "seed": args.seed, "device": str(device),
