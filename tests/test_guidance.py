@@ -337,3 +337,14 @@ class TestAPGContract(GuidanceContract):
 class TestX0ClassifierContract(GuidanceContract):
     def make_guidance(self):
         return gk.create("guidance", "x0-classifier", classifier=self.toy.classifier(), timestep=0, gamma=1.0)
+
+
+def test_x0_classifier_guides_with_an_extractor_such_as_the_bundled_oracle():
+    """Issue 10's example: x0-classifier with mnist16-oracle, whose forward returns a feature dict."""
+    unet, oracle = gk.create("network", "mnist16-unet"), gk.create("network", "mnist16-oracle")
+    diff = gk.GaussianDiffusion.create(**unet.card["diffusion"], respacing="ddim5")
+    y = torch.arange(4)
+    plain = gk.sample(unet, diff, (4, 1, 16, 16), y=y, seed=0, progress=False, class_cond=False)
+    guided = gk.sample(unet, diff, (4, 1, 16, 16), seed=0, progress=False, y=y,
+                       guidance=gk.create("guidance", "x0-classifier", classifier=oracle, scaler="constant", gamma=2.0))
+    assert torch.isfinite(guided).all() and not torch.equal(guided, plain)

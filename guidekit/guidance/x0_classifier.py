@@ -7,7 +7,7 @@ The sampler uses it like a classifier gradient (DDIM: ε' = ε − √(1−ᾱ_t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -17,7 +17,7 @@ from .state import Scaler
 
 
 class X0ClassifierGuidance(ScaledGuidance):
-    """``classifier(x0) -> logits (B, K)`` on clean images; ``timestep=k`` calls ``classifier(x0, k)``
+    """``classifier(x0) -> logits (B, K)`` (or an extractor's ``{"logits": ...}``) on clean images; ``timestep=k`` calls ``classifier(x0, k)``
     instead (a noise-aware classifier used as a clean one at t = k, e.g. 0). ``clip=True`` clamps x̂0
     to [-1, 1] before the classifier (that zeroes the gradient of saturated pixels)."""
 
@@ -41,7 +41,9 @@ class X0ClassifierGuidance(ScaledGuidance):
         return out, x0.clamp(-1, 1) if self.clip else x0
 
     def logits(self, x0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self.classifier(x0) if self.timestep is None else self.classifier(x0, torch.full_like(t, self.timestep))
+        out = self.classifier(x0) if self.timestep is None else self.classifier(x0, torch.full_like(t, self.timestep))
+        # an extractor (e.g. mnist16-oracle) returns {"pool", "spatial", "logits"}: guide with its logits
+        return out["logits"] if isinstance(out, Mapping) and "logits" in out else out
 
     def guide(self, model: Callable[..., torch.Tensor], x_t: torch.Tensor, t: torch.Tensor,
               y: torch.Tensor | None, context: StepContext) -> GuidedOutput:
