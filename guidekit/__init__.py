@@ -6,6 +6,7 @@ Importing guidekit loads no plugin; plugins are discovered on first use of
 
 from __future__ import annotations
 
+from .component import Component
 from .diffusion import DiffusionConfig, GaussianDiffusion, MeanVariance
 from .errors import (
     CheckpointError,
@@ -13,18 +14,28 @@ from .errors import (
     GuidekitError,
     InvalidParameterError,
     LabelError,
+    MissingGuidanceFieldError,
     NonFiniteError,
     PluginLoadError,
     PluginLoadWarning,
     UnknownComponentError,
 )
-from .guidance import ClassifierGuidance, GuidanceResult, GuidanceState, Scaler
+from .guidance import (
+    ClassifierFreeGuidance,
+    ClassifierGuidance,
+    GuidanceResult,
+    GuidanceState,
+    GuidedOutput,
+    Scaler,
+    StepContext,
+    X0ClassifierGuidance,
+)
 from .registry import (
-    Component,
     available,
     create,
     describe,
     register_extractor,
+    register_guidance,
     register_loss,
     register_network,
     register_sampler,
@@ -48,10 +59,11 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'guidekit' has no attribute {name!r}")
 
 __all__ = [
-    "CheckpointError", "ClassifierGuidance", "CompareResult", "Component", "DiffusionConfig", "DuplicateComponentError",
-    "GaussianDiffusion", "GuidanceResult", "GuidanceTrace", "GuidanceState", "GuidekitError", "InvalidParameterError",
-    "LabelError", "MeanVariance", "NonFiniteError", "PluginLoadError", "PluginLoadWarning", "Scaler",
-    "StepInfo", "UnknownComponentError", "available", "compare", "create", "describe", "register_extractor",
+    "CheckpointError", "ClassifierFreeGuidance", "ClassifierGuidance", "CompareResult", "Component", "DiffusionConfig",
+    "DuplicateComponentError", "GaussianDiffusion", "GuidanceResult", "GuidanceTrace", "GuidanceState", "GuidedOutput",
+    "GuidekitError", "InvalidParameterError", "LabelError", "MeanVariance", "MissingGuidanceFieldError", "NonFiniteError",
+    "PluginLoadError", "PluginLoadWarning", "Scaler", "StepContext", "StepInfo", "UnknownComponentError",
+    "X0ClassifierGuidance", "available", "compare", "create", "describe", "register_extractor", "register_guidance",
     "register_loss", "register_network", "register_sampler", "register_scaler", "registered", "sample",
     "sample_generator", "space_timesteps", "TrainConfig", "TrainResult", "train_classifier", "train_diffusion",
 ]

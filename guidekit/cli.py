@@ -211,8 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.choices["evaluate"].set_defaults(func=metrics_cli.run)
 
     from .comparison import cli as compare_cli
+    from .comparison import merge as merge_cli
 
     compare_cli.add_parser(sub)
+    merge_cli.add_parser(sub)
 
     _add_plugin_commands(sub, default_registry().manager)
     return parser

@@ -1,7 +1,8 @@
 """``guidekit demo``: guidance strategies on real digits, with the bundled mnist16 models.
 
 The same classes from the same noise (paired seeds) are sampled with no guidance, constant classifier
-guidance, entropy-driven scaling (EDS, paper Eq. 10) and EDS with the ECT classifier (paper Eq. 12);
+guidance, entropy-driven scaling (EDS, paper Eq. 10), EDS with the ECT classifier (paper Eq. 12) and
+classifier-free guidance of the class-conditional model;
 the ``mnist16-oracle`` (a clean-image classifier that never guides) judges them. Writes a sample
 grid, a trace plot in the style of the paper's Fig. 1/3 and ``demo.json``; prints a table.
 ``--toy`` runs the exactly solvable Gaussian-mixture toy instead (:mod:`guidekit.demo_toy`).
@@ -31,6 +32,7 @@ from .trace import GuidanceTrace, plot_traces, write_text_atomic
 
 BUNDLED = ("mnist16-unet", "mnist16-classifier-ce", "mnist16-classifier-ect", "mnist16-oracle")
 DEFAULT_GAMMA = 4.0
+DEFAULT_CFG_W = 2.0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -43,6 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gamma", type=float, default=None,
                    help=f"γ of constant guidance (default: {DEFAULT_GAMMA:g}; 1 with --toy)")
     p.add_argument("--eds-gamma", type=float, default=None, help="γ of EDS (default: the same as --gamma)")
+    p.add_argument("--cfg-w", type=float, default=DEFAULT_CFG_W,
+                   help="w of the classifier-free guidance row on mnist16-unet-cond; 0 leaves it out (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--toy", action="store_true", help="the analytic Gaussian-mixture toy instead of the bundled models")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -76,16 +80,20 @@ def run_demo(args: argparse.Namespace) -> int:
     oracle = create("extractor", "mnist16-oracle")
     classifiers = {name: create("network", f"mnist16-classifier-{name}") for name in ("ce", "ect")}
     diffusion = GaussianDiffusion.from_model(unet, respacing=args.respacing)
-    runs: dict[str, tuple[str, str, float] | None] = {
-        "no guidance": None,
-        f"constant γ={gamma:g} (CE)": ("ce", "constant", gamma),
+    runs: dict[str, tuple[Any, Any]] = {  # name -> (diffusion model, guidance)
+        "no guidance": (unet, None),
+        f"constant γ={gamma:g} (CE)": (unet, ClassifierGuidance(classifiers["ce"], "constant", gamma=gamma)),
     }
     if has_eds:
-        runs[f"EDS γ={eds_gamma:g} (CE)"] = ("ce", "entropy", eds_gamma)
-        runs[f"EDS γ={eds_gamma:g} (ECT)"] = ("ect", "entropy", eds_gamma)
+        runs[f"EDS γ={eds_gamma:g} (CE)"] = (unet, ClassifierGuidance(classifiers["ce"], "entropy", gamma=eds_gamma))
+        runs[f"EDS γ={eds_gamma:g} (ECT)"] = (unet, ClassifierGuidance(classifiers["ect"], "entropy", gamma=eds_gamma))
     else:
         print("scaler 'entropy' not installed (pip install guidekit-eds, or in a guidekit checkout: "
               "pip install -e plugins/guidekit-eds): showing constant guidance only")
+    if args.cfg_w > 0 and "mnist16-unet-cond" in available("network"):
+        cond = create("network", "mnist16-unet-cond")
+        runs[f"CFG w={args.cfg_w:g} (cond. UNet)"] = (cond, create("guidance", "classifier-free", scaler="constant",
+                                                                     gamma=args.cfg_w))
     reference = Reference.of(oracle, unet.card)
     y = torch.arange(args.samples) % 10
     out = Path(args.out)
@@ -93,23 +101,22 @@ def run_demo(args: argparse.Namespace) -> int:
     rows: dict[str, dict[str, Any]] = {}
     traces: dict[str, GuidanceTrace] = {}
     images: dict[str, torch.Tensor] = {}
-    for name, spec in runs.items():
+    for name, (model, guidance) in runs.items():
         trace = GuidanceTrace()
-        guidance = None if spec is None else ClassifierGuidance(classifiers[spec[0]], spec[1], gamma=spec[2])
         start = time.perf_counter()
-        x0 = sample(unet, diffusion, (args.samples, 1, 16, 16), sampler=sampler, guidance=guidance, y=y,
+        x0 = sample(model, diffusion, (args.samples, 1, 16, 16), sampler=sampler, guidance=guidance, y=y,
                     seed=args.seed, callback=trace, progress=not args.no_progress)
         seconds = time.perf_counter() - start
         images[name] = to_uint8(x0)
         rows[name] = {**reference.judge(oracle, images[name], y), "seconds": seconds}
-        if spec is not None:
+        if isinstance(guidance, ClassifierGuidance):  # CFG has no classifier gradient to trace
             traces[name] = trace
             vp = trace.vanishing_points(0.1)
             rows[name]["vanished_fraction"] = float(torch.isfinite(vp).double().mean())
     _print_table(rows)
     summary = {"settings": {"samples": args.samples, "respacing": args.respacing, "sampler": args.sampler,
                             "sampler_params": sampler_params,
-                            "seed": args.seed, "gamma": gamma, "eds_gamma": eds_gamma},
+                            "seed": args.seed, "gamma": gamma, "eds_gamma": eds_gamma, "cfg_w": args.cfg_w},
                "results": rows, "traces": {name: tr.summary() for name, tr in traces.items()}}
     write_text_atomic(out / "demo.json", json.dumps(summary, indent=1))
     _write_grid(out / "samples.png", images, per_row=min(args.samples, 30))

@@ -40,3 +40,7 @@ class NonFiniteError(GuidekitError, FloatingPointError):
 
 class LabelError(GuidekitError, ValueError):
     """Class labels missing, of the wrong shape, or out of range."""
+
+
+class MissingGuidanceFieldError(InvalidParameterError):
+    """A scaler read a :class:`~guidekit.GuidanceState` field that the guidance does not provide."""

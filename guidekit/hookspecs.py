@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 import pluggy
 
-if TYPE_CHECKING:
-    from .registry import Component
+from .component import Component
 
 PROJECT = "guidekit"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -29,6 +27,11 @@ def guidekit_samplers() -> Iterable[Component]:
 @hookspec
 def guidekit_scalers() -> Iterable[Component]:
     """Return guidance scalers: factories of callables ``GuidanceState -> (B,) tensor``."""
+
+
+@hookspec
+def guidekit_guidances() -> Iterable[Component]:
+    """Return guidances: factories of objects with ``guide(model, x_t, t, y, context) -> GuidedOutput``."""
 
 
 @hookspec
@@ -55,6 +58,7 @@ def guidekit_commands(subparsers: argparse._SubParsersAction) -> None:
 KIND_HOOKS: dict[str, str] = {
     "sampler": "guidekit_samplers",
     "scaler": "guidekit_scalers",
+    "guidance": "guidekit_guidances",
     "loss": "guidekit_losses",
     "network": "guidekit_networks",
     "extractor": "guidekit_extractors",

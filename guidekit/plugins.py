@@ -28,6 +28,7 @@ BUILTIN_DISTRIBUTION = "guidekit"
 BUILTIN_MODULES = (
     "guidekit.samplers",
     "guidekit.scalers",
+    "guidekit.guidance",
     "guidekit.losses",
     "guidekit.extractors",
 )

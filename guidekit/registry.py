@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import attrs
 
+from .component import Component
 from .errors import DuplicateComponentError, InvalidParameterError, UnknownComponentError
 from .hookspecs import KIND_HOOKS
 from .plugins import PluginFailure, PluginManager
@@ -24,19 +25,7 @@ KNOWN_DISTRIBUTIONS = {
     ("network", "adm-classifier"): "guidekit-adm",
 }
 
-
-@attrs.frozen
-class Component:
-    """One named component yielded by a plugin hook.
-
-    ``factory(**params)`` builds it; ``provider`` is filled in by the registry with the
-    distribution (or module) that supplied it.
-    """
-
-    name: str = attrs.field(validator=attrs.validators.instance_of(str))
-    factory: Callable[..., Any] = attrs.field(validator=attrs.validators.is_callable())
-    summary: str = ""
-    provider: str = ""
+__all__ = ["Component", "Registry", "available", "create", "describe", "registered"]
 
 
 def _check_kind(kind: str) -> str:
@@ -215,7 +204,7 @@ def reset(*, strict: bool | None = None) -> Registry:
 
 
 def available(kind: str) -> list[str]:
-    """Names of the components of a kind: ``"sampler"``, ``"scaler"``, ``"loss"``, ``"network"``, ``"extractor"``."""
+    """Names of the components of a kind: ``"sampler"``, ``"scaler"``, ``"guidance"``, ``"loss"``, ``"network"``, ``"extractor"``."""
     return default_registry().available(kind)
 
 
@@ -257,6 +246,7 @@ def _register(kind: str) -> Callable[..., Callable[[F], F]]:
 
 register_sampler = _register("sampler")
 register_scaler = _register("scaler")
+register_guidance = _register("guidance")
 register_loss = _register("loss")
 register_network = _register("network")
 register_extractor = _register("extractor")

@@ -1,4 +1,8 @@
-"""The sampling loop: seeding, labels, guidance, callbacks, progress (paper Algorithm 1)."""
+"""The sampling loop: seeding, labels, steps, checks, callbacks, progress (paper Algorithm 1).
+
+The loop calls the model itself only for unguided sampling; a guidance owns the network calls of
+its steps (``guidance.guide(model, x_t, t, y, context)``, see :mod:`guidekit.guidance`).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import torch
 from .devices import resolve_device
 from .diffusion import GaussianDiffusion
 from .errors import InvalidParameterError, LabelError, NonFiniteError
-from .guidance import ClassifierGuidance, GuidanceResult, check_labels
+from .guidance import Guidance, GuidanceResult, StepContext, as_guidance, call_model, check_labels
 from .progress import progress as progress_bar
 
 
@@ -81,7 +85,7 @@ def sample(
     shape: tuple[int, ...],
     *,
     sampler: Any = "ddim",
-    guidance: ClassifierGuidance | None = None,
+    guidance: Guidance | None = None,
     y: torch.Tensor | None = None,
     num_classes: int | None = None,
     seed: int = 0,
@@ -101,6 +105,8 @@ def sample(
     learned sigma) at *original* timesteps t. Sample i is drawn from its own generator seeded by
     (seed, sample_offset + i), so it is the same whatever the batch size or number of processes.
     Labels not given are drawn per sample before x_T, as the reference scripts do.
+    ``guidance``: any guidance component (``gk.create("guidance", name, ...)``); it makes the
+    network calls of each step. Without one the loop calls the model itself.
     ``fast``: ``True`` or a :class:`guidekit.fast.FastConfig` runs the fast path (autocast, channels_last,
     torch.compile on CUDA, no host synchronisation in the loop); off by default.
     """
@@ -119,10 +125,13 @@ def sample(
     batch = shape[0]
     class_cond = _is_class_conditional(model) if class_cond is None else class_cond
     gens = [sample_generator(seed, sample_offset + i) for i in range(batch)]
+    if guidance is not None:
+        guidance = as_guidance(guidance)
 
     needs_labels = class_cond or guidance is not None
     if y is None and needs_labels:
-        k = num_classes or getattr(model, "num_classes", None)
+        labels_of = getattr(guidance, "num_labels", None)  # e.g. CFG: the labels below the null label
+        k = num_classes or (labels_of(model) if labels_of is not None else None) or getattr(model, "num_classes", None)
         if k is None:
             raise LabelError("guidance needs labels: pass y=... (one per sample) or num_classes=K to draw them")
         y = _draw_labels(gens, int(k))
@@ -144,19 +153,21 @@ def sample(
     for step, i in enumerate(steps):
         t_idx = torch.full((batch,), i, dtype=torch.int64, device=device)
         t = diffusion.original_timestep(t_idx)
-        with torch.no_grad():
-            out = model(x, t, y=y) if class_cond else model(x, t)
-        if not isinstance(out, torch.Tensor):
-            raise InvalidParameterError(f"the model returned {type(out).__name__}; it must return a tensor (eps, or eps ‖ v)")
-        result = None
-        if guidance is not None:
-            result = guidance(x, t, y, t_index=i, num_steps=n, num_timesteps=T)
-            if check_finite:
-                _check_finite(result.grad, "classifier gradient", step, int(t[0]), sample_offset)
+        if guidance is None:
+            with torch.no_grad():
+                out = call_model(model, x, t, y, class_cond)
+            grad = result = None
+        else:
+            context = StepContext(diffusion, step, i, n, T, class_cond)
+            guided = guidance.guide(model, x, t, y, context)
+            out, grad, result = guided.model_output, guided.grad, guided.result
+            if check_finite and grad is not None:
+                _check_finite(grad, "classifier gradient", step, int(t[0]), sample_offset)
         noise = _randn(gens, tuple(shape[1:])).to(device)
         # a scale of 0 for the whole batch is no guidance: step exactly as unguided sampling does (DDIM's
         # eps -> x0 round trip under guidance would otherwise change the last bits)
-        grad = None if result is None or not bool(result.scale.any()) else result.grad
+        if grad is not None and result is not None and not bool(result.scale.any()):
+            grad = None
         with torch.no_grad():
             stepped = sampler.step(diffusion, out.float(), x, t_idx, guidance_grad=grad,
                                    noise=noise, clip_denoised=clip_denoised)

@@ -48,6 +48,10 @@ class GaussianMixtureToy(nn.Module):
     def classifier(self) -> nn.Module:
         return _ToyClassifier(self)
 
+    def conditional_denoiser(self) -> nn.Module:
+        """Optimal class-conditional ε(x_t, t, y), trained-with-label-dropout style: label K is the null label."""
+        return _ToyConditionalDenoiser(self)
+
     def predict_class(self, x0: torch.Tensor) -> torch.Tensor:
         """Bayes-optimal class of clean samples."""
         return self.log_weights(x0, torch.zeros(len(x0), dtype=torch.long))[0].argmax(-1)
@@ -68,6 +72,26 @@ class _ToyDenoiser(nn.Module):
         score = ((r * centers).sum(1) - x) / var.view(-1, *([1] * len(self.toy.shape)))
         a = self.toy.alphas_cumprod[t.long()].to(x.dtype).view(-1, *([1] * len(self.toy.shape)))
         return -(1 - a).sqrt() * score
+
+
+class _ToyConditionalDenoiser(nn.Module):
+    """ε(x_t, t, y) = −√(1−ᾱ)·(√ᾱ μ_y − x_t)/σ_t²; y = K (``card["null_label"]``) gives the mixture's ε."""
+
+    def __init__(self, toy: GaussianMixtureToy) -> None:
+        super().__init__()
+        self.toy = toy
+        self.unconditional = _ToyDenoiser(toy)
+        self.num_classes = toy.num_classes + 1
+        self.card = {"null_label": toy.num_classes}
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        _, centers, var = self.toy.log_weights(x, t)
+        null = y == self.toy.num_classes
+        picked = centers[torch.arange(len(y)), y.clamp_max(self.toy.num_classes - 1)]
+        shape = (-1, *([1] * len(self.toy.shape)))
+        a = self.toy.alphas_cumprod[t.long()].to(x.dtype).view(shape)
+        eps = -(1 - a).sqrt() * (picked - x) / var.view(shape)
+        return torch.where(null.view(shape), self.unconditional(x, t), eps)
 
 
 class _ToyClassifier(nn.Module):

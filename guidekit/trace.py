@@ -2,6 +2,8 @@
 
 Pass ``GuidanceTrace()`` as the ``callback`` of :func:`guidekit.sample`; it records t, the entropy
 H(p(ỹ|x_t)), p(y|x_t), ‖∇ log p‖, the scale s and ‖s·∇‖ (paper Fig. 1/3 quantities).
+A guidance without a classifier (classifier-free) records the scale w only: the other fields hold
+``None`` for its steps (``null`` in JSON, NaN in :meth:`GuidanceTrace.tensor`), and plots skip them.
 """
 
 from __future__ import annotations
@@ -33,24 +35,32 @@ class GuidanceTrace:
             return
         self.t.append(int(info.t[0]))
         s = g.state
-        self.records["entropy"].append(s.entropy.tolist())
-        self.records["prob_of_label"].append(s.prob_of_label.tolist())
-        self.records["grad_norm"].append(s.grad_norm.tolist())
+        has_logits, has_grad = s.provides("logits"), s.provides("grad")
+        self.records["entropy"].append(s.entropy.tolist() if has_logits else None)
+        self.records["prob_of_label"].append(s.prob_of_label.tolist() if has_logits else None)
+        self.records["grad_norm"].append(s.grad_norm.tolist() if has_grad else None)
         self.records["scale"].append(g.scale.double().tolist())
-        self.records["guided_norm"].append(g.grad.flatten(1).double().norm(dim=1).tolist())
+        self.records["guided_norm"].append(None if g.grad is None else g.grad.flatten(1).double().norm(dim=1).tolist())
+
+    def has(self, field: str) -> bool:
+        """Whether any step recorded ``field``."""
+        return any(row is not None for row in self.records[field])
 
     def tensor(self, field: str) -> torch.Tensor:
-        """(steps, B) float64 tensor of one field."""
+        """(steps, B) float64 tensor of one field; NaN rows for steps that did not record it."""
         if field not in self.records:
             raise InvalidParameterError(f"a trace has no field {field!r}; its fields are: {', '.join(FIELDS)}")
-        return torch.tensor(self.records[field], dtype=torch.float64)
+        width = next((len(row) for row in self.records[field] if row is not None), 0)
+        nan = [float("nan")] * width
+        return torch.tensor([nan if row is None else row for row in self.records[field]], dtype=torch.float64)
 
     def summary(self) -> dict[str, Any]:
         """Per-step means of every field, and the first step where p(y|x_t) > 0.99 on average."""
         out: dict[str, Any] = {"t": self.t}
         for f in FIELDS:
-            out[f"mean_{f}"] = self.tensor(f).mean(1).tolist() if self.t else []
-        confident = [t for t, p in zip(self.t, out["mean_prob_of_label"]) if p > 0.99]
+            means = self.tensor(f).mean(1).tolist() if self.t else []
+            out[f"mean_{f}"] = [None if m != m else m for m in means]  # NaN (not recorded) -> None
+        confident = [t for t, p in zip(self.t, out["mean_prob_of_label"]) if p is not None and p > 0.99]
         out["t_confident"] = confident[0] if confident else None
         return out
 
@@ -99,10 +109,19 @@ def plot_traces(traces: dict[str, GuidanceTrace], path: str | os.PathLike | None
         raise ImportError("plots need matplotlib: pip install 'guidekit[plot]'") from exc
     panels = [("entropy", "entropy H(p(y|x_t)) [nats]"), ("prob_of_label", "p(y|x_t)"),
               ("grad_norm", "‖∇ log p(y|x_t)‖"), ("scale", "scale s"), ("guided_norm", "‖s·∇ log p(y|x_t)‖")]
-    fig, grid = plt.subplots(2, 3, figsize=(12.5, 6.4))
+    panels = [p for p in panels if any(tr.has(p[0]) for tr in traces.values())] or panels[3:4]
+    vanishing = {name: tr for name, tr in traces.items() if tr.has("guided_norm")}
+    n = len(panels) + bool(vanishing)
+    cols = min(n, 3)
+    fig, grid = plt.subplots((n + cols - 1) // cols, cols, figsize=(4.2 * cols, 3.2 * ((n + cols - 1) // cols)),
+                             squeeze=False)
     axes = grid.flatten()
+    for ax in axes[n:]:
+        ax.set_visible(False)
     for (field, title), ax in zip(panels, axes):
         for name, tr in traces.items():
+            if not tr.has(field):
+                continue
             v = tr.tensor(field)
             ax.plot(tr.t, v.mean(1), label=name)
             ax.fill_between(tr.t, v.quantile(0.1, dim=1), v.quantile(0.9, dim=1), alpha=0.2)
@@ -111,16 +130,17 @@ def plot_traces(traces: dict[str, GuidanceTrace], path: str | os.PathLike | None
             ax.set_yscale("log")
         ax.set_xlabel("t (sampling runs right to left)")
         ax.invert_xaxis()
-    ax = axes[len(panels)]
-    for name, tr in traces.items():
-        vp = tr.vanishing_points(0.1)
-        done = vp[torch.isfinite(vp)]
-        ax.hist(done.numpy(), bins=20, range=(0, max(tr.t) if tr.t else 1), alpha=0.5,
-                label=f"{name}: {len(done)}/{len(vp)} vanish")
-    ax.set_title("vanishing point: t where ‖s·∇‖ < 10% of its peak", fontsize=9)
-    ax.set_xlabel("t")
-    ax.invert_xaxis()
-    ax.legend(fontsize=7)
+    if vanishing:
+        ax = axes[len(panels)]
+        for name, tr in vanishing.items():
+            vp = tr.vanishing_points(0.1)
+            done = vp[torch.isfinite(vp)]
+            ax.hist(done.numpy(), bins=20, range=(0, max(tr.t) if tr.t else 1), alpha=0.5,
+                    label=f"{name}: {len(done)}/{len(vp)} vanish")
+        ax.set_title("vanishing point: t where ‖s·∇‖ < 10% of its peak", fontsize=9)
+        ax.set_xlabel("t")
+        ax.invert_xaxis()
+        ax.legend(fontsize=7)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     if path is not None:

@@ -29,4 +29,5 @@ if __name__ == "__main__":
     out = train_once()
     if torch.distributed.get_rank() == 0:
         torch.save(out, sys.argv[1])
+    torch.distributed.barrier()  # no rank tears gloo down while the other still talks to it
     torch.distributed.destroy_process_group()

@@ -34,11 +34,11 @@ def test_demo_on_the_bundled_models(tmp_path, capsys):
     assert main(["demo", "--samples", "30", "--respacing", "ddim10", "--no-progress", "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "demo.json").read_text())
     rows = summary["results"]
-    assert list(rows) == ["no guidance", "constant γ=4 (CE)", "EDS γ=4 (CE)", "EDS γ=4 (ECT)"]
+    assert list(rows) == ["no guidance", "constant γ=4 (CE)", "EDS γ=4 (CE)", "EDS γ=4 (ECT)", "CFG w=2 (cond. UNet)"]
     for r in rows.values():
         assert {"accuracy", "fd", "precision", "recall", "seconds"} <= set(r)
     assert rows["constant γ=4 (CE)"]["accuracy"] > rows["no guidance"]["accuracy"] + 0.3
-    assert set(summary["traces"]) == set(list(rows)[1:])
+    assert set(summary["traces"]) == set(list(rows)[1:4])  # classifier gradients only
     out = capsys.readouterr().out
     assert "oracle acc" in out and "EDS γ=4 (ECT)" in out
     assert (tmp_path / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

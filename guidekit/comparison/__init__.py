@@ -3,7 +3,9 @@
 A scaler that raises the effective scale (EDS: s ≥ γ) wins any single-γ comparison on accuracy and
 loses on diversity; so every method is swept over γ and compared at *matched accuracy* (FD interpolated
 along its γ curve), with the same initial and per-step noise and the same labels for the same sample
-index in every cell. See :mod:`guidekit.comparison.runner` for the cache layout.
+index in every cell. Any guidance kind can be swept (``guidance="classifier-free"`` with a
+class-conditional model, its scale w swept as γ); several runs go on one frontier with
+:func:`guidekit.comparison.merge.merge_runs`. See :mod:`guidekit.comparison.runner` for the cache layout.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from ..errors import InvalidParameterError
 from ..io import atomic_write
 from . import models, reference
 from .grid import Cell, build_cells, build_sweeps
-from .matched import default_levels, matched_table, sweep_value, to_markdown
-from .runner import Context, check_manifest, record_of, run_cells
+from .matched import default_levels, matched_table, method_of, sweep_value, to_markdown
+from .runner import Context, Row, check_manifest, record_of, run_cells
 
 __all__ = ["CompareResult", "compare", "Cell"]
 
@@ -91,18 +93,20 @@ def _classifier_labels(names: Sequence[str], paths: Sequence[str | Path | None])
 
 def write_outputs(out: Path, records: list[dict[str, Any]], profiles: dict[tuple[str, str], list[tuple[float, dict]]],
                   levels: Sequence[float] | None, plots: bool) -> tuple[list[float], str]:
-    """results.json, results.csv, matched_accuracy.md, and the plots."""
+    """results.json, results.csv, matched_accuracy.md, and the plots (vanishing.png when some method has
+    a guidance gradient whose vanishing point is measured)."""
     with atomic_write(out / "results.json", "w") as fh:
         json.dump({"records": records}, fh, indent=1)
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["classifier", "scaler", "params", "seed", "accuracy", "fd", "precision", "recall", "seconds",
-                     "vanishing_median_t", "vanishing_fraction", "shared"])
+                     "vanishing_median_t", "vanishing_fraction", "shared", "guidance", "guidance_params", "run"])
     for r in records:
         v = r.get("vanishing") or {}
         writer.writerow([r["classifier"], r["scaler"], json.dumps(r["params"], sort_keys=True), r["seed"], r["accuracy"],
                          r["fd"], r["precision"], r["recall"], r["seconds"], v.get("median_t"), v.get("fraction"),
-                         r.get("shared", "")])
+                         r.get("shared", ""), r.get("guidance", "classifier"),
+                         json.dumps(r.get("guidance_params") or {}, sort_keys=True), r.get("run", "")])
     with atomic_write(out / "results.csv", "w") as fh:
         fh.write(buf.getvalue())
     levels = list(levels) if levels is not None else default_levels(records)
@@ -114,16 +118,19 @@ def write_outputs(out: Path, records: list[dict[str, Any]], profiles: dict[tuple
         from .plots import plot_frontier, plot_vanishing
 
         plot_frontier(records, out / "frontier.png")
-        plot_vanishing(records, profiles, out / "vanishing.png")
+        if any(r.get("vanishing") for r in records):
+            plot_vanishing(records, profiles, out / "vanishing.png")
     return levels, table
 
 
 def compare(
     model: str,
-    classifiers: Sequence[str],
+    classifiers: Sequence[str] | None,
     scalers: Sequence[str] | Mapping[str, Sequence[float]],
     *,
     out: str | Path,
+    guidance: str = "classifier",
+    guidance_params: Sequence[str] | Mapping[str, Any] = (),
     scaler_params: Sequence[str] = (),
     seeds: int | Sequence[int] = 3,
     num_samples: int = 1000,
@@ -151,9 +158,14 @@ def compare(
 
     ``scalers``: ``["constant:0,1,2", "entropy:0,0.5,1"]`` (or ``{"constant": [0, 1, 2]}``);
     ``scaler_params``: ``["interval.end=700"]``; ``classifier_paths`` in the order of ``classifiers``.
+    ``guidance``: a registered guidance (default ``classifier``); one without a classifier
+    (``classifier-free``, ``cfg-rescale``, ``apg``) takes ``classifiers=None`` and a class-conditional
+    model, whose real labels (below the null label) are requested as y_i = i mod K.
+    ``guidance_params``: ``["phi=0.7"]`` or ``{"phi": 0.7}``, the same for every cell.
     Cached cells in ``out`` are reused (the same call twice computes nothing the second time).
     """
     from ..devices import resolve_device
+    from ..guidance import ScaledGuidance, takes_classifier
     from ..registry import create
 
     if isinstance(scalers, Mapping):
@@ -162,6 +174,20 @@ def compare(
         sampler_kwargs = dict(sampler_params)
     else:
         sampler_kwargs = _literal_params(list(sampler_params), "sampler-param")
+    if isinstance(guidance_params, Mapping):
+        guidance_kwargs = dict(guidance_params)
+    else:
+        guidance_kwargs = _literal_params(list(guidance_params), "guidance-param")
+    classifiers = list(classifiers or [])
+    with_classifier = takes_classifier(guidance)
+    if with_classifier and not classifiers:
+        raise InvalidParameterError(f"--guidance {guidance} needs a classifier: give --classifier (one or more)")
+    if not with_classifier and (classifiers or classifier_paths):
+        raise InvalidParameterError(f"--guidance {guidance} uses no classifier: drop --classifier/--classifier-path")
+    for reserved in ("scaler", "classifier"):
+        if reserved in guidance_kwargs:
+            raise InvalidParameterError(f"--guidance-param {reserved}=... is not allowed: the {reserved} comes from "
+                                        f"--{reserved}")
     for label, value in (("num_samples", num_samples), ("batch_size", batch_size), ("k", k), ("pr_limit", pr_limit)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidParameterError(f"{label} must be a positive integer, got {value!r}")
@@ -177,18 +203,24 @@ def compare(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InvalidParameterError(f"--out {str(out)!r} is a file; give a folder (it is created if missing)")
-    cells = build_cells(_classifier_labels(list(classifiers), classifier_paths), build_sweeps(scalers, scaler_params),
-                        _seeds(seeds))
+    clf_labels: list[str | None] = _classifier_labels(classifiers, classifier_paths) if with_classifier else [None]
+    cells = build_cells(clf_labels, build_sweeps(scalers, scaler_params), _seeds(seeds), guidance)
     for sweep_scaler in {c.scaler: c for c in cells}.values():  # fail on bad params before any sampling
         create("scaler", sweep_scaler.scaler, **sweep_scaler.params)
     dev = device if isinstance(device, torch.device) else resolve_device(str(device))
 
     net = models.load_network(model, model_path, dev, "model")
-    labels = [c for c in dict.fromkeys(c.classifier for c in cells)]
     clfs, clf_ids = {}, {}
-    for label, name, path in zip(labels, classifiers, classifier_paths):
+    for label, name, path in zip(clf_labels, classifiers, classifier_paths):
         clfs[label] = models.load_network(name, path, dev, "classifier")
         clf_ids[label] = _net_id(name, path, clfs[label])
+    try:  # fail on bad --guidance-param before any sampling
+        probe = create("guidance", guidance, scaler=create("scaler", "constant"), **guidance_kwargs,
+                       **({"classifier": next(iter(clfs.values()))} if clfs else {}))
+    except (InvalidParameterError, TypeError, ValueError) as exc:
+        raise InvalidParameterError(f"--guidance {guidance} with --guidance-param {guidance_kwargs}: {exc}") from None
+    # cells at the neutral scale share a computation only where the output depends on the scale values alone
+    neutral = float(getattr(probe, "neutral", 0.0)) if isinstance(probe, ScaledGuidance) else None
     respacing = respacing if respacing is not None else models.default_respacing(net)
     diffusion = models.diffusion_for(net, respacing)
     sampler_name = sampler or ("ddim" if respacing.startswith("ddim") else "ddpm")
@@ -200,11 +232,14 @@ def compare(
     dataset = None if reference_batch is not None else card.get("data")
     source = reference.describe_source(reference_batch, dataset)
     shape = models.image_shape(net, reference.reference_shape(reference_batch, dataset))
-    ks = {label: models.num_classes_of(c, shape, dev, label) for label, c in clfs.items()}
-    if len(set(ks.values())) != 1:
-        raise InvalidParameterError(f"the classifiers disagree on the number of classes: {ks}")
-    num_classes = next(iter(ks.values()))
     model_k = getattr(net, "num_classes", None)
+    if clfs:
+        ks = {label: models.num_classes_of(c, shape, dev, label) for label, c in clfs.items()}
+        if len(set(ks.values())) != 1:
+            raise InvalidParameterError(f"the classifiers disagree on the number of classes: {ks}")
+        num_classes = next(iter(ks.values()))
+    else:
+        num_classes = models.real_labels(probe, net, guidance)
     if model_k is not None and model_k < num_classes:  # more is fine: e.g. a null label for CFG
         raise InvalidParameterError(f"the model is conditional on {model_k} classes but the classifiers have {num_classes}")
     judge_obj = models.load_judge(judge, judge_weights, dev)
@@ -218,28 +253,31 @@ def compare(
         "labels": "i mod K", "num_classes": num_classes, "image_shape": list(shape), "judge": judge_id,
         "reference": source, "k": k, "pr_limit": pr_limit, "threshold": threshold, "clip_denoised": clip_denoised,
     }
+    if guidance != "classifier" or guidance_kwargs:  # absent for classifier guidance: older runs stay valid
+        manifest["guidance"] = {"name": guidance, "params": guidance_kwargs}
     check_manifest(out, manifest)
     ref = reference.load_or_compute(out, source, judge_id, judge_obj, reference_batch, dataset,
                                     batch_size=min(batch_size, 256), k=k, pr_limit=pr_limit, device=dev)
     ctx = Context(out=out, manifest=manifest, model=net, diffusion=diffusion, sampler=sampler_obj, classifiers=clfs,
                   classifier_ids=clf_ids, judge=judge_obj, reference=ref, shape=shape, num_classes=num_classes,
                   num_samples=num_samples, batch_size=batch_size, device=dev, k=k, threshold=threshold,
-                  save_samples=save_samples, clip_denoised=clip_denoised)
+                  save_samples=save_samples, clip_denoised=clip_denoised, guidance_params=guidance_kwargs,
+                  neutral=neutral)
     judge_k = int(judge_obj.extract(torch.zeros(2, *shape, device=dev))["logits"].shape[1])
     if judge_k != num_classes:
         print(f"guidekit compare: warning: the judge {judge!r} has {judge_k} classes and the classifiers {num_classes}; "
               "accuracy is not computed (use a judge trained on the classifiers' labels)", file=sys.stderr)
 
-    def save(rows: list[tuple[Cell, dict[str, Any], bool]]) -> None:
+    def save(rows: list[Row]) -> None:
         with atomic_write(out / "results.json", "w") as fh:
-            json.dump({"records": [record_of(*row) for row in rows]}, fh, indent=1)
+            json.dump({"records": [record_of(*row, guidance_kwargs) for row in rows]}, fh, indent=1)
 
     rows = run_cells(ctx, cells, dedupe=dedupe, show_progress=show_progress, on_record=save)
-    records = [record_of(*row) for row in rows]
+    records = [record_of(*row, guidance_kwargs) for row in rows]
     profiles: dict[tuple[str, str], list[tuple[float, dict]]] = {}
     first_seed = cells[0].seed
-    for cell, result, _ in rows:
+    for (cell, result, _), rec in zip(rows, records):
         if cell.seed == first_seed:
-            profiles.setdefault(cell.method, []).append((sweep_value(cell.params), result.get("profile", {})))
+            profiles.setdefault(method_of(rec), []).append((sweep_value(cell.params), result.get("profile", {})))
     levels, table = write_outputs(out, records, profiles, accuracy_levels, plots)
     return CompareResult(records, levels, table, out)

@@ -6,6 +6,16 @@ Example::
         --scaler constant:0,1,2,4 --scaler entropy:0,0.5,1,2 --seeds 3 --num-samples 1000 \\
         --respacing ddim25 --judge mnist16-oracle --out DIR
 
+Classifier-free guidance of a class-conditional model (its null label from the model card; w swept as γ,
+w = 1 is conditional sampling; timestep.schedule sweeps Wang et al.'s schedules, one curve each)::
+
+    guidekit compare --model mnist16-unet-cond --guidance classifier-free \
+        --scaler constant:1,2,3 --scaler interval:1,2,3 --scaler timestep:1,2,3 \
+        --scaler-param "timestep.schedule=['linear','cosine']" --seeds 3 --num-samples 1000 \
+        --respacing ddim25 --judge mnist16-oracle --out DIR2
+
+``guidekit compare-plot DIR DIR2 --out DIR3`` puts several runs on one frontier.
+
 Writes results.json / results.csv (one record per cell), matched_accuracy.md (printed too),
 frontier.png and vanishing.png into ``--out``; cells are cached there, so an interrupted run resumes
 and the same command again computes nothing.
@@ -40,9 +50,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                               formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--model", required=True, help="network name (mnist16-unet, an ADM release, or an ADM flag string)")
     p.add_argument("--model-path", type=Path, help="checkpoint of the model (loaded strictly, weights_only)")
-    p.add_argument("--classifier", action="append", required=True, help="classifier network name; repeatable")
+    p.add_argument("--classifier", action="append", default=[],
+                   help="classifier network name; repeatable (needed by classifier and x0-classifier guidance)")
     p.add_argument("--classifier-path", action="append", default=[], type=Path,
                    help="checkpoint of each --classifier, in the same order; repeatable")
+    p.add_argument("--guidance", default="classifier",
+                   help="guidance kind, one per run (classifier, classifier-free, cfg-rescale, apg, x0-classifier; "
+                   "`guidekit list guidance`); default classifier")
+    p.add_argument("--guidance-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="guidance parameter for every cell, repeatable (null_label=10, phi=0.7, eta=0, momentum=-0.5)")
     p.add_argument("--scaler", action="append", required=True, metavar="NAME:V1,V2,...",
                    help="a scaler and the γ values it is swept over, e.g. entropy:0,0.5,1; repeatable")
     p.add_argument("--scaler-param", action="append", default=[], metavar="NAME.KEY=VALUE",
@@ -81,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
                                     "--classifier; give one path per classifier, in the same order")
     try:
         result = compare(
-            args.model, args.classifier, args.scaler, out=args.out, scaler_params=args.scaler_param, seeds=args.seeds,
+            args.model, args.classifier, args.scaler, out=args.out, guidance=args.guidance,
+            guidance_params=args.guidance_param, scaler_params=args.scaler_param, seeds=args.seeds,
             num_samples=args.num_samples, respacing=args.respacing, sampler=args.sampler,
             sampler_params=args.sampler_param, model_path=args.model_path, classifier_paths=args.classifier_path,
             judge=args.judge, judge_weights=args.judge_weights, reference_batch=args.reference,
@@ -94,5 +111,6 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(result.table)
     print(f"wrote {len(result.records)} records to {result.out}/results.json (and results.csv, matched_accuracy.md"
-          + (", frontier.png, vanishing.png)" if args.plots else ")"), file=sys.stderr)
+          + (", frontier.png" + (", vanishing.png)" if (result.out / "vanishing.png").is_file() else ")")
+             if args.plots else ")"), file=sys.stderr)
     return 0

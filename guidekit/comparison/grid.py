@@ -38,21 +38,15 @@ def canonical(obj: Any) -> str:
 
 @attrs.frozen
 class Cell:
-    """One point of the comparison: a classifier guided by a scaler with fixed params, on one seed.
-
-    ``guidance`` names the guidance kind (``"classifier"`` today), so other guidance plugins fit in.
+    """One point of the comparison: a guidance (with its classifier, if it takes one) and a scaler with
+    fixed params, on one seed. ``classifier`` is ``None`` for guidances without one (classifier-free ...).
     """
 
-    classifier: str
+    classifier: str | None
     scaler: str
     params: dict[str, Any] = attrs.field(converter=lambda d: dict(sorted(d.items())), hash=False)
     seed: int = attrs.field(converter=int)
     guidance: str = "classifier"
-
-    @property
-    def method(self) -> tuple[str, str]:
-        """(classifier, scaler): one curve of the frontier."""
-        return (self.classifier, self.scaler)
 
     def spec(self) -> dict[str, Any]:
         return {"guidance": self.guidance, "classifier": self.classifier, "scaler": self.scaler,
@@ -62,7 +56,7 @@ class Cell:
     def key(self) -> str:
         """A file-name-safe stable id: readable prefix + digest of the spec."""
         digest = hashlib.sha256(canonical(self.spec()).encode()).hexdigest()[:16]
-        slug = re.sub(r"[^A-Za-z0-9.\-]+", "_", f"{self.classifier}-{self.scaler}-s{self.seed}")[:60]
+        slug = re.sub(r"[^A-Za-z0-9.\-]+", "_", f"{self.classifier or self.guidance}-{self.scaler}-s{self.seed}")[:60]
         return f"{slug}-{digest}"
 
 
@@ -139,15 +133,17 @@ def build_sweeps(scalers: Sequence[str], scaler_params: Iterable[str] = ()) -> l
     return sweeps
 
 
-def build_cells(classifiers: Sequence[str], sweeps: Sequence[ScalerSweep], seeds: Sequence[int]) -> list[Cell]:
-    """Every (classifier, scaler, params, seed) cell, seeds innermost."""
+def build_cells(classifiers: Sequence[str | None], sweeps: Sequence[ScalerSweep], seeds: Sequence[int],
+                guidance: str = "classifier") -> list[Cell]:
+    """Every (classifier, scaler, params, seed) cell, seeds innermost; ``classifiers=[None]`` for a
+    guidance without a classifier."""
     if not classifiers:
         raise InvalidParameterError("give at least one --classifier")
     if not sweeps:
         raise InvalidParameterError("give at least one --scaler NAME:V1,V2,... (e.g. --scaler constant:0,1,2)")
     if not seeds:
         raise InvalidParameterError("give at least one seed (--seeds N)")
-    return [Cell(c, s.name, p, seed) for c in classifiers for s in sweeps for p in s.points() for seed in seeds]
+    return [Cell(c, s.name, p, seed, guidance) for c in classifiers for s in sweeps for p in s.points() for seed in seeds]
 
 
 def gamma_of(params: dict[str, Any]) -> float | None:

@@ -52,11 +52,33 @@ def summarise(values: Iterable[float | None]) -> Summary:
     return Summary(float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, len(v))
 
 
+def _params_label(name: str, params: dict[str, Any]) -> str:
+    return f"{name}({_params_text(params)})" if params else name
+
+
+def method_of(record: dict[str, Any]) -> tuple[str, str]:
+    """(what guides, which scaler): one curve of the frontier.
+
+    What guides: the classifier under classifier guidance, else the guidance name (``x0-classifier:NAME``
+    with a classifier), with its ``guidance_params``, after the record's ``run`` when runs are merged.
+    Which scaler: its name, plus its parameters other than the swept γ (``timestep(schedule=cosine)``),
+    so a swept schedule or interval gives one curve per value.
+    """
+    guidance, clf = record.get("guidance", "classifier"), record.get("classifier")
+    who = clf if guidance == "classifier" else (f"{guidance}:{clf}" if clf else guidance)
+    who = _params_label(str(who), record.get("guidance_params") or {})
+    if record.get("run"):
+        who = f"{record['run']}: {who}"
+    params = record.get("params") or {}
+    rest = {k: v for k, v in params.items() if k != "gamma"} if "gamma" in params else {}
+    return who, _params_label(record["scaler"], rest)
+
+
 def _curves(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], dict[int, list[dict[str, Any]]]]:
-    """{(classifier, scaler): {seed: [records]}} in first-seen order."""
+    """{method: {seed: [records]}} in first-seen order (see :func:`method_of`)."""
     out: dict[tuple[str, str], dict[int, list[dict[str, Any]]]] = {}
     for r in records:
-        out.setdefault((r["classifier"], r["scaler"]), {}).setdefault(r["seed"], []).append(r)
+        out.setdefault(method_of(r), {}).setdefault(r["seed"], []).append(r)
     return out
 
 
@@ -135,7 +157,7 @@ def _params_text(params: dict[str, Any]) -> str:
 
 def to_markdown(rows: Sequence[MatchedRow], levels: Sequence[float]) -> str:
     """The matched-accuracy table as markdown (FD mean ± std over seeds; n when some seeds miss a level)."""
-    head = ["classifier", "scaler"] + [f"FD @ acc {lv:.3f}" for lv in levels] + ["best FD", "at", "its acc"]
+    head = ["classifier / guidance", "scaler"] + [f"FD @ acc {lv:.3f}" for lv in levels] + ["best FD", "at", "its acc"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r.classifier, r.scaler] + [r.at_level[float(lv)].text(of=r.seeds) for lv in levels]

@@ -137,9 +137,14 @@ def image_shape(model: Any, reference_shape: tuple[int, ...] | None) -> tuple[in
 
 
 def num_classes_of(classifier: Any, shape: tuple[int, int, int], device: torch.device, name: str) -> int:
-    """Number of classes of a classifier, from one forward pass on a zero image at t = 0."""
+    """Number of classes of a classifier, from one forward pass on a zero image at t = 0 (or without t:
+    a clean classifier, as ``x0-classifier`` guidance takes)."""
+    x = torch.zeros(1, *shape, device=device)
     with torch.no_grad():
-        logits = classifier(torch.zeros(1, *shape, device=device), torch.zeros(1, dtype=torch.int64, device=device))
+        try:
+            logits = classifier(x, torch.zeros(1, dtype=torch.int64, device=device))
+        except TypeError:
+            logits = classifier(x)
     if logits.ndim != 2:
         raise InvalidParameterError(f"--classifier {name!r} returned shape {tuple(logits.shape)}; expected (B, K)")
     return int(logits.shape[1])
@@ -158,3 +163,14 @@ def load_judge(name: str, weights: str | Path | None, device: torch.device) -> A
     if not hasattr(judge, "extract"):
         raise InvalidParameterError(f"--judge {name!r} has no extract(images) method")
     return judge
+
+
+def real_labels(guidance: Any, model: Any, name: str) -> int:
+    """How many labels a guidance without a classifier asks for: those below the null label
+    (``guidance.num_labels(model)``, e.g. 10 of an 11-class CFG model), else the model's classes."""
+    if getattr(model, "num_classes", None) is None:
+        raise InvalidParameterError(
+            f"--guidance {name} uses no classifier, so the labels come from the model, but the model is not "
+            "class-conditional; give a class-conditional --model (e.g. mnist16-unet-cond)")
+    labels_of = getattr(guidance, "num_labels", None)
+    return int(labels_of(model) if labels_of is not None else model.num_classes)

@@ -74,7 +74,8 @@ def plot_vanishing(records: list[dict[str, Any]], profiles: dict[tuple[str, str]
                    path: str | os.PathLike) -> Path:
     """Per method: the vanishing point t against γ (median, 10–90% band) and the mean ‖s·∇‖ profile per γ."""
     plt = _pyplot()
-    curves = _curves(records)
+    curves = {m: runs for m, runs in _curves(records).items()  # a guidance without a gradient has no vanishing point
+              if any(r.get("vanishing") for rs in runs.values() for r in rs)}
     fig, axes = plt.subplots(2, max(len(curves), 1), figsize=(3.6 * max(len(curves), 1), 6.2), squeeze=False)
     for col, ((clf, scaler), runs) in enumerate(curves.items()):
         top, bottom = axes[0][col], axes[1][col]

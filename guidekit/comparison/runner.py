@@ -5,7 +5,10 @@ noise (``gk.sample`` draws both from the generator of (s, i)), and asks for the 
 ``y_i = i mod K``; so two cells differ only by their guidance. A cell whose scale is zero by
 construction (γ = 0 of a scaler proportional to γ) samples exactly what unguided sampling does, so
 with ``dedupe`` those cells share one unguided computation per seed; their records say so
-(``"shared": "unguided"``).
+(``"shared": "unguided"``). Under other guidances the neutral scale (``guidance.neutral``: w = 1 for
+classifier-free guidance) plays that part: a cell whose scaler gives the neutral scale at every step
+(γ = neutral of ``constant``, ``interval``, ``timestep``) is the same computation as ``constant`` at
+γ = neutral under the same guidance, and shares it (``"shared": "neutral"``).
 
 Layout of ``out``: ``manifest.json`` (every option that changes a result; a rerun with other options
 is refused), ``cells/<key>.json`` (one record per cell, written atomically: an interrupted run loses
@@ -40,6 +43,10 @@ ZERO_AT_ZERO_GAMMA = ("constant", "timestep", "gradnorm", "entropy")
 JUDGE_CHUNK = 250
 
 
+#: scalers that give γ at every step when γ is the guidance's neutral scale (whatever their other parameters)
+NEUTRAL_AT_NEUTRAL_GAMMA = ("constant", "timestep", "interval")
+
+
 def is_unguided(cell: Cell) -> bool:
     """True when the cell's scale is 0 at every step by construction (γ = 0, see ZERO_AT_ZERO_GAMMA)."""
     if cell.guidance != "classifier" or cell.params.get("gamma") != 0:
@@ -47,6 +54,21 @@ def is_unguided(cell: Cell) -> bool:
     if cell.scaler == "interval":
         return float(cell.params.get("outside", 0.0)) == 0.0
     return cell.scaler in ZERO_AT_ZERO_GAMMA
+
+
+def neutral_cell(cell: Cell, neutral: float | None) -> Cell | None:
+    """For a guidance other than ``classifier``: the ``constant`` cell at the neutral scale when ``cell``'s
+    scaler gives the neutral scale at every step by construction, so both sample the same bits; else None.
+    ``neutral=None``: the guidance's output may depend on more than the scale values (no sharing)."""
+    gamma = cell.params.get("gamma")
+    if neutral is None or cell.guidance == "classifier" or gamma is None or float(gamma) != neutral:
+        return None
+    if cell.scaler not in NEUTRAL_AT_NEUTRAL_GAMMA:
+        return None
+    outside = cell.params.get("outside")
+    if cell.scaler == "interval" and outside is not None and float(outside) != neutral:
+        return None
+    return Cell(cell.classifier, "constant", {"gamma": float(neutral)}, cell.seed, cell.guidance)
 
 
 def labels_for(start: int, count: int, num_classes: int) -> torch.Tensor:
@@ -76,6 +98,9 @@ class Context:
     threshold: float = 0.1
     save_samples: bool = False
     clip_denoised: bool = True
+    guidance_params: dict[str, Any] = attrs.Factory(dict)
+    #: the guidance's neutral scale, or None when cells at it must not share (see :func:`neutral_cell`)
+    neutral: float | None = None
 
     @property
     def digest(self) -> str:
@@ -131,6 +156,24 @@ def unguided_key(seed: int) -> str:
     return f"unguided-s{seed}"
 
 
+def make_guidance(ctx: Context, cell: Cell, scaler: Any) -> Any:
+    """The cell's guidance component, with its classifier (if it takes one) and the run's guidance params."""
+    from ..registry import create
+
+    clf = {} if cell.classifier is None else {"classifier": ctx.classifiers[cell.classifier]}
+    return create("guidance", cell.guidance, scaler=scaler, **clf, **ctx.guidance_params)
+
+
+def shared_job(ctx: Context, cell: Cell, dedupe: bool) -> tuple[str, Cell | None, str | None]:
+    """(cache key, cell to compute or None for unguided sampling, shared label or None) of ``cell``."""
+    if dedupe and is_unguided(cell):
+        return unguided_key(cell.seed), None, "unguided"
+    canon = neutral_cell(cell, ctx.neutral) if dedupe else None
+    if canon is not None and canon != cell:
+        return canon.key, canon, "neutral"
+    return cell.key, cell, None
+
+
 def _precision_recall(ref: ReferenceStats, fake: np.ndarray, k: int, device: torch.device) -> tuple[float | None, float | None]:
     if len(ref.pool) <= k or len(fake) <= k:
         return None, None
@@ -156,11 +199,11 @@ def compute(ctx: Context, cell: Cell | None, seed: int) -> dict[str, Any]:
     started = time.perf_counter()
     guidance = None
     if cell is not None:
-        scaler = gk.create("scaler", cell.scaler, **cell.params)
-        guidance = gk.ClassifierGuidance(ctx.classifiers[cell.classifier], scaler)
+        guidance = make_guidance(ctx, cell, gk.create("scaler", cell.scaler, **cell.params))
     stats, pools, vanish = FeatureStats(), [], []
     correct, judged = 0, 0
     norm_sum: torch.Tensor | None = None
+    scale_sum: torch.Tensor | None = None
     t_list: list[int] = []
     c, h, w = ctx.shape
     name = cell.key if cell is not None else unguided_key(seed)
@@ -187,16 +230,21 @@ def compute(ctx: Context, cell: Cell | None, seed: int) -> dict[str, Any]:
             if writer is not None:
                 writer.add(images, y)
             if trace is not None and trace.t:
-                vanish.append(trace.vanishing_points(ctx.threshold))
-                norms = trace.tensor("guided_norm").sum(1)
-                norm_sum = norms if norm_sum is None else norm_sum + norms
                 t_list = trace.t
+                scales = trace.tensor("scale").sum(1)
+                scale_sum = scales if scale_sum is None else scale_sum + scales
+                if trace.has("guided_norm"):  # a guidance without a gradient (CFG) has no vanishing point
+                    vanish.append(trace.vanishing_points(ctx.threshold))
+                    norms = trace.tensor("guided_norm").sum(1)
+                    norm_sum = norms if norm_sum is None else norm_sum + norms
     fake = np.concatenate(pools)
     precision, recall = _precision_recall(ctx.reference, fake, ctx.k, ctx.device)
     v = torch.cat(vanish) if vanish else torch.zeros(0, dtype=torch.float64)
-    vanishing: dict[str, Any] = {"threshold": ctx.threshold,
-                                 "fraction": float(torch.isfinite(v).double().mean()) if v.numel() else 0.0,
-                                 **_quantiles(v)}
+    vanishing: dict[str, Any] | None = {"threshold": ctx.threshold,
+                                        "fraction": float(torch.isfinite(v).double().mean()) if v.numel() else 0.0,
+                                        **_quantiles(v)}
+    if cell is not None and cell.guidance != "classifier" and norm_sum is None:
+        vanishing = None
     return {
         "accuracy": correct / judged if judged else None,
         "fd": frechet_distance(stats.mean, stats.cov, ctx.reference.mu, ctx.reference.sigma),
@@ -204,7 +252,8 @@ def compute(ctx: Context, cell: Cell | None, seed: int) -> dict[str, Any]:
         "recall": recall,
         "seconds": round(time.perf_counter() - started, 3),
         "vanishing": vanishing,
-        "profile": {"t": t_list, "mean_guided_norm": [] if norm_sum is None else (norm_sum / ctx.num_samples).tolist()},
+        "profile": {"t": t_list, "mean_guided_norm": [] if norm_sum is None else (norm_sum / ctx.num_samples).tolist(),
+                    "mean_scale": [] if scale_sum is None else (scale_sum / ctx.num_samples).tolist()},
         "vanishing_t": [None if not math.isfinite(x) else x for x in v.tolist()],
     }
 
@@ -218,19 +267,23 @@ def _store(ctx: Context, key: str, spec: dict[str, Any], result: dict[str, Any])
 METRICS = ("accuracy", "fd", "precision", "recall", "seconds", "vanishing")
 
 
-def record_of(cell: Cell, result: dict[str, Any], shared: bool) -> dict[str, Any]:
+def record_of(cell: Cell, result: dict[str, Any], shared: str | None,
+              guidance_params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The cell's results.json record; ``shared``: "unguided" / "neutral" when it reused another computation."""
     rec = {"classifier": cell.classifier, "scaler": cell.scaler, "params": dict(cell.params), "seed": cell.seed,
-           **{m: result[m] for m in METRICS}}
-    if cell.guidance != "classifier":
-        rec["guidance"] = cell.guidance
+           **{m: result[m] for m in METRICS}, "guidance": cell.guidance}
+    if guidance_params:
+        rec["guidance_params"] = dict(guidance_params)
     if shared:
-        rec["shared"] = "unguided"
+        rec["shared"] = shared
     return rec
 
 
+Row = tuple[Cell, dict[str, Any], "str | None"]
+
+
 def run_cells(ctx: Context, cells: list[Cell], *, dedupe: bool = True, show_progress: bool = True,
-              on_record: Callable[[list[tuple[Cell, dict[str, Any], bool]]], None] | None = None,
-              ) -> list[tuple[Cell, dict[str, Any], bool]]:
+              on_record: Callable[[list[Row]], None] | None = None) -> list[Row]:
     """(cell, result, shared) for ``cells`` in grid order, computing only what is not cached.
 
     ``on_record(rows)`` is called after each computed cell with the rows finished so far.
@@ -239,10 +292,8 @@ def run_cells(ctx: Context, cells: list[Cell], *, dedupe: bool = True, show_prog
 
     jobs: dict[str, tuple[Cell | None, int]] = {}
     for cell in cells:
-        if dedupe and is_unguided(cell):
-            jobs.setdefault(unguided_key(cell.seed), (None, cell.seed))
-        else:
-            jobs.setdefault(cell.key, (cell, cell.seed))
+        key, job, _ = shared_job(ctx, cell, dedupe)
+        jobs.setdefault(key, (job, cell.seed))
     results: dict[str, dict[str, Any]] = {}
     todo = []
     for key in jobs:
@@ -254,11 +305,10 @@ def run_cells(ctx: Context, cells: list[Cell], *, dedupe: bool = True, show_prog
     if results:
         print(f"guidekit compare: {len(results)} of {len(jobs)} computations cached in {ctx.out}", file=sys.stderr)
 
-    def rows() -> list[tuple[Cell, dict[str, Any], bool]]:
+    def rows() -> list[Row]:
         out = []
         for cell in cells:
-            shared = dedupe and is_unguided(cell)
-            key = unguided_key(cell.seed) if shared else cell.key
+            key, _, shared = shared_job(ctx, cell, dedupe)
             if key in results:
                 out.append((cell, results[key], shared))
         return out

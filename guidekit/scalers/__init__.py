@@ -16,7 +16,7 @@ __all__ = ["ConstantScaler", "GradNormScaler", "IntervalScaler", "TimestepScaler
 def guidekit_scalers() -> list[Component]:
     return [
         Component("constant", ConstantScaler, "s = γ (ADM classifier guidance)"),
-        Component("interval", IntervalScaler, "s = γ for t in [start, end] (default 0-700), else `outside`"),
-        Component("timestep", TimestepScaler, "s = γ·(T − t)/T"),
+        Component("interval", IntervalScaler, "s = γ for t in [start, end] (default 0-700), else `outside` (default: no guidance)"),
+        Component("timestep", TimestepScaler, "s = γ·(T − t)/T; schedule=linear|cosine, direction: Wang et al. 2024"),
         Component("gradnorm", GradNormScaler, "s = γ·C where ‖∇ log p‖ < M (Eq. 13)"),
     ]

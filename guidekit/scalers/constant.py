@@ -24,4 +24,4 @@ class ConstantScaler:
     needs_grad = False
 
     def __call__(self, state: GuidanceState) -> torch.Tensor:
-        return torch.full((state.batch_size,), self.gamma, dtype=torch.float32, device=state.logits.device)
+        return torch.full((state.batch_size,), self.gamma, dtype=torch.float32, device=state.device)

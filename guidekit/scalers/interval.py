@@ -11,12 +11,18 @@ from .constant import non_negative
 
 @attrs.frozen
 class IntervalScaler:
-    """s = γ for original timesteps ``start <= t <= end``, else ``outside`` (0 turns guidance off, 1 keeps it)."""
+    """s = γ for original timesteps ``start <= t <= end``, else ``outside``.
+
+    ``outside=None`` (the default) is the guidance's neutral scale ``state.neutral``: guidance is off
+    outside the interval, whatever "off" means for it (s = 0 for classifier guidance, w = 1 for
+    classifier-free guidance, as in Kynkäänniemi et al., 2024). A number sets the scale there.
+    """
 
     gamma: float = attrs.field(default=1.0, converter=float, validator=non_negative)
     start: int = attrs.field(default=0, validator=[attrs.validators.instance_of(int), attrs.validators.ge(0)])
     end: int = attrs.field(default=700, validator=attrs.validators.instance_of(int))
-    outside: float = attrs.field(default=0.0, converter=float, validator=non_negative)
+    outside: float | None = attrs.field(default=None, converter=attrs.converters.optional(float),
+                                        validator=attrs.validators.optional(non_negative))
     needs_grad = False
 
     @end.validator
@@ -27,4 +33,4 @@ class IntervalScaler:
     def __call__(self, state: GuidanceState) -> torch.Tensor:
         t = state.timesteps
         inside = (t >= self.start) & (t <= self.end)
-        return torch.where(inside, torch.tensor(self.gamma), torch.tensor(self.outside)).to(torch.float32)
+        return torch.where(inside, torch.tensor(self.gamma), torch.tensor(state.neutral if self.outside is None else self.outside)).to(torch.float32)

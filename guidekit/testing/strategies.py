@@ -27,4 +27,6 @@ def guidance_states(draw: st.DrawFn, num_timesteps: int = 1000, image_shape: tup
     gscale = draw(st.sampled_from([0.0, 1e-4, 0.1, 1.0, 100.0]))
     seed = draw(st.integers(0, 2**31 - 1))
     grad = torch.randn((b, *image_shape), generator=torch.Generator().manual_seed(seed)) * gscale
-    return GuidanceState(t=t, t_index=0, num_steps=1, logits=lg, grad=grad, y=y, num_timesteps=num_timesteps)
+    neutral = draw(st.sampled_from([0.0, 1.0]))  # classifier guidance, classifier-free guidance
+    return GuidanceState(t=t, t_index=0, num_steps=1, logits=lg, grad=grad, y=y, num_timesteps=num_timesteps,
+                         neutral=neutral)

@@ -75,10 +75,6 @@ def load_checkpoint_file(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot read training checkpoint {path}: {exc}. Delete it to start over") from None
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
 def fit(
     model: nn.Module,
     config: TrainConfig,
@@ -192,8 +188,3 @@ def export_weights(state: dict[str, torch.Tensor], path: str | os.PathLike[str],
     else:
         save_atomic(state, out)
     return out
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The module inside a DistributedDataParallel wrapper (or the module itself)."""
-    return _unwrap(model)

@@ -7,6 +7,11 @@ Example (ED-DPM configuration 3, UADM(25)-G+EDS+ECT)::
         --scaler entropy --gamma 6 --respacing ddim25 --sampler ddim --num-samples 50000 \\
         --batch-size 64 --seed 0 --out samples/uadm25-g-eds-ect --device cuda
 
+Classifier-free guidance of a class-conditional model (any registered guidance works the same way)::
+
+    guidekit sample --model MODEL --model-path MODEL.pt --guidance classifier-free --gamma 3 \
+        --guidance-param null_label=1000 --scaler interval --scaler-param start=100 --scaler-param end=600 ...
+
 Writes ``samples_{N}x{H}x{W}x3.npz`` (ADM evaluator layout: ``arr_0`` uint8 NHWC, ``arr_1`` int64
 labels), ``grid.png`` (the first samples) and ``run.json`` (the settings) into ``--out``. Images are
 streamed to the ``.npz`` batch by batch, so memory does not grow with ``--num-samples``.
@@ -64,11 +69,15 @@ def add_sample_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--classifier", help="classifier release name or flag string (--classifier=\"--image_size ...\"); "
                    "omit for unguided sampling")
     p.add_argument("--classifier-path", type=Path, help="weights of the classifier")
+    p.add_argument("--guidance", help="guidance name (classifier, classifier-free, x0-classifier, ...; "
+                   "see `guidekit list guidance`); default: classifier when --classifier is given, else none")
+    p.add_argument("--guidance-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="guidance parameter, repeatable (e.g. null_label=1000, batched=False, phi=0.7)")
     p.add_argument("--scaler", default="constant",
                    help="any registered guidance scaler (guidekit list scaler): constant, entropy, ...")
     p.add_argument("--gamma", type=float,
-                   help="alias of --scaler-param gamma=...; default: the README's suggestion, else 1.0, "
-                   "for scalers that take gamma")
+                   help="alias of --scaler-param gamma=...: guidance scale γ, or CFG's w (default: the README's "
+                   "suggestion for classifier guidance, else 1.0, for scalers that take gamma)")
     p.add_argument("--scaler-param", action="append", default=[], metavar="KEY=VALUE",
                    help="scaler parameter, repeatable (e.g. gamma=6, normalizer=ed-dpm, end=700)")
     p.add_argument("--respacing", help="timestep respacing, e.g. ddim25 or 250 (default: the README's)")
@@ -160,8 +169,39 @@ OPTION_FLAGS = {
     "num_samples": "--num-samples", "batch_size": "--batch-size", "seed": "--seed", "classes": "--classes",
     "model_fp16": "--use-fp16", "classifier_fp16": "--classifier-use-fp16", "class_cond": "--class-cond",
     "clip_denoised": "--clip-denoised", "num_shards": "--num-shards", "shard_index": "--shard-index",
-    "fast": "--fast", "device_type": "--device",
+    "fast": "--fast", "device_type": "--device", "guidance": "--guidance", "guidance_params": "--guidance-param",
 }
+
+
+def _guidance_name(args: argparse.Namespace) -> str | None:
+    """The guidance to build (``None``: unguided), checked against ``--classifier``."""
+    from guidekit.guidance import takes_classifier
+
+    name = args.guidance or ("classifier" if args.classifier else None)
+    if name is None:
+        return None
+    needs = takes_classifier(name)
+    if needs and not args.classifier:
+        raise InvalidParameterError(f"--guidance {name} needs a classifier: give --classifier and --classifier-path")
+    if not needs and args.classifier:
+        raise InvalidParameterError(f"--guidance {name} uses no classifier: drop --classifier/--classifier-path")
+    return name
+
+
+def _build_guidance(name: str | None, classifier: Any, scaler: Any, guidance_params: dict[str, Any]) -> Any:
+    """``gk.create("guidance", name, ...)`` with the built scaler and the classifier if it takes one."""
+    import guidekit as gk
+
+    if name is None:
+        return None
+    params = {**guidance_params}
+    if "scaler" in params:
+        raise InvalidParameterError("give the scaler with --scaler (and --scaler-param), not --guidance-param scaler=")
+    if classifier is not None:
+        params["classifier"] = classifier
+        if name == "x0-classifier":  # ADM classifiers are noise-aware: use them as clean classifiers at t = 0
+            params.setdefault("timestep", 0)
+    return gk.create("guidance", name, scaler=scaler, **params)
 
 
 def run_sample(args: argparse.Namespace) -> int:
@@ -174,6 +214,7 @@ def run_sample(args: argparse.Namespace) -> int:
         raise InvalidParameterError("--num-samples and --batch-size must be positive")
     if (args.classifier is None) != (args.classifier_path is None):
         raise InvalidParameterError("--classifier and --classifier-path go together")
+    guidance_name = _guidance_name(args)
     classes = _parse_classes(args.classes)
     if args.out.exists() and not args.out.is_dir():
         raise InvalidParameterError(f"--out {str(args.out)!r} is a file; give a folder (it is created if missing)")
@@ -192,13 +233,16 @@ def run_sample(args: argparse.Namespace) -> int:
     sampler_params = component_params("sampler", parse_params(args.sampler_param, "--sampler-param"), eta=args.eta)
     sampler = gk.create("sampler", sampler_name, **sampler_params)
     scaler_params = component_params("scaler", parse_params(args.scaler_param, "--scaler-param"), gamma=args.gamma)
+    guidance_params = parse_params(args.guidance_param, "--guidance-param")
     scaler = None
-    if args.classifier is not None:
+    if guidance_name is not None:
         if "gamma" not in scaler_params and accepts("scaler", args.scaler, "gamma"):
-            scaler_params["gamma"] = getattr(config, "classifier_scale", None) or 1.0  # the README's suggestion
+            suggested = getattr(config, "classifier_scale", None) if guidance_name == "classifier" else None
+            scaler_params["gamma"] = suggested or 1.0  # the README's suggestion for classifier guidance
         scaler = gk.create("scaler", args.scaler, **scaler_params)
-    elif scaler_params or args.scaler != "constant":
-        raise InvalidParameterError("--scaler, --gamma and --scaler-param need a --classifier to guide with")
+    elif scaler_params or guidance_params or args.scaler != "constant":
+        raise InvalidParameterError("--scaler, --gamma, --scaler-param and --guidance-param need guidance: give "
+                                    "--classifier/--classifier-path or --guidance")
     size, out = config.kwargs["image_size"], args.out
     channels = config.kwargs.get("in_channels", 3)
     npz = out / sample_batch_name(args.num_samples, (size, size, channels), shard_index, num_shards)
@@ -227,15 +271,18 @@ def run_sample(args: argparse.Namespace) -> int:
     if classifier is not None and classifier.image_size != size:
         raise InvalidParameterError(f"classifier is {classifier.image_size}px but the model is {size}px")
     diffusion = gk.GaussianDiffusion.from_model(model, respacing=respacing)
-    guidance = None if classifier is None else gk.ClassifierGuidance(classifier, scaler)
-    num_classes = classifier.out_channels if classifier is not None else model.num_classes
+    guidance = _build_guidance(guidance_name, classifier, scaler, guidance_params)
+    num_labels = getattr(guidance, "num_labels", None)  # CFG: the labels below the null label
+    num_classes = (classifier.out_channels if classifier is not None
+                   else num_labels(model) if num_labels is not None else model.num_classes)
 
     options = {
         "model": args.model, "model_sha256": file_sha256(args.model_path), "classifier": args.classifier,
         "classifier_sha256": None if classifier is None else file_sha256(args.classifier_path),
-        "scaler": args.scaler if classifier is not None else None,
-        "gamma": scaler_params.get("gamma") if classifier is not None else None,
-        "scaler_params": {k: v for k, v in scaler_params.items() if k != "gamma"} if classifier is not None else {},
+        "guidance": guidance_name, "guidance_params": guidance_params,
+        "scaler": args.scaler if guidance is not None else None,
+        "gamma": scaler_params.get("gamma") if guidance is not None else None,
+        "scaler_params": {k: v for k, v in scaler_params.items() if k != "gamma"},
         "respacing": respacing, "sampler": sampler_name, "eta": sampler_params.get("eta", 0.0),
         "sampler_params": {k: v for k, v in sampler_params.items() if k != "eta"},
         "num_samples": args.num_samples, "batch_size": args.batch_size,
@@ -272,9 +319,10 @@ def run_sample(args: argparse.Namespace) -> int:
     meta: dict[str, Any] = {
         "model": args.model, "model_path": str(args.model_path), "classifier": args.classifier,
         "classifier_path": None if args.classifier_path is None else str(args.classifier_path),
-        "scaler": args.scaler if classifier is not None else None,
-        "gamma": scaler_params.get("gamma") if classifier is not None else None,
-        "scaler_params": {k: v for k, v in scaler_params.items() if k != "gamma"} if classifier is not None else {},
+        "guidance": guidance_name, "guidance_params": guidance_params,
+        "scaler": args.scaler if guidance is not None else None,
+        "gamma": scaler_params.get("gamma") if guidance is not None else None,
+        "scaler_params": {k: v for k, v in scaler_params.items() if k != "gamma"},
         "respacing": respacing, "sampler": sampler_name, "sampler_params": sampler_params,
         "eta": sampler_params.get("eta", 0.0), "num_samples": args.num_samples,
         "batch_size": args.batch_size, "seed": args.seed, "device": str(device),

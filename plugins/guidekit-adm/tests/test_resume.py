@@ -82,7 +82,7 @@ def _run_and_kill(cmd: list[str], manifests: list[Path], rng: random.Random, env
     starting), wait a random moment and SIGKILL it with all its processes. Returns the chunks done at the
     kill, summed over ``manifests`` (None: it finished first)."""
     done = sum(max(_chunks_done(m), 0) for m in manifests)
-    target = done + rng.randint(0, NUM // BATCH - 1 - done)
+    target = done + rng.randint(0, max(NUM // BATCH - 1 - done, 0))  # all chunks may be done already
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 300
     while proc.poll() is None and sum(max(_chunks_done(m), 0) for m in manifests) < target:

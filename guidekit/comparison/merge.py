@@ -1,0 +1,96 @@
+"""``guidekit compare-plot``: several comparison runs on one frontier (e.g. CFG on a conditional model
+next to classifier guidance on an unconditional one).
+
+Each run's records are read from its ``results.json``; FD is comparable across runs only when they
+are judged alike, so runs whose judge, reference, samples per cell, image shape or precision/recall
+settings differ are refused. Other differences (model, guidance, sampler) are what one compares, and
+are listed on stderr. A method appearing in several runs gets the run's folder name in its label.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidParameterError
+from .cli import _levels
+from .grid import canonical
+from .matched import method_of
+
+#: manifest entries that must agree for FD and accuracy to be comparable
+SAME_JUDGING = ("judge", "reference", "num_samples", "image_shape", "k", "pr_limit", "labels")
+
+
+def read_run(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(manifest, records) of one ``guidekit compare`` output folder."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        records = json.loads((folder / "results.json").read_text())["records"]
+    except FileNotFoundError as exc:
+        raise InvalidParameterError(f"{folder} is not a finished guidekit compare folder: {exc.filename} is missing") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise InvalidParameterError(f"{folder}: unreadable manifest.json or results.json ({exc})") from None
+    return manifest, records
+
+
+def merge_runs(folders: Sequence[str | Path], out: str | Path, *, accuracy_levels: Sequence[float] | None = None,
+               plots: bool = True) -> Any:
+    """Write the merged ``results.json``/``.csv``, ``matched_accuracy.md`` and ``frontier.png`` into ``out``."""
+    from . import CompareResult, write_outputs
+
+    folders = [Path(f) for f in folders]
+    if len(folders) < 2:
+        raise InvalidParameterError("give at least two compare folders to put on one frontier")
+    runs = [(f, *read_run(f)) for f in folders]
+    first_dir, first, _ = runs[0]
+    for folder, manifest, _ in runs[1:]:
+        bad = [k for k in SAME_JUDGING if canonical(manifest.get(k)) != canonical(first.get(k))]
+        if bad:
+            raise InvalidParameterError(
+                f"{folder} and {first_dir} are judged differently ({', '.join(bad)}), so their FD and accuracy are "
+                "not comparable; rerun one of them with the other's options")
+        other = sorted(k for k in set(manifest) | set(first)
+                       if k not in SAME_JUDGING and canonical(manifest.get(k)) != canonical(first.get(k)))
+        if other:
+            print(f"guidekit compare-plot: {folder} differs from {first_dir} in: {', '.join(other)}", file=sys.stderr)
+    owners: dict[tuple[str, str], set[Path]] = {}
+    for folder, _, records in runs:
+        for r in records:
+            owners.setdefault(method_of(r), set()).add(folder)
+    merged = []
+    names = [f.resolve().name or str(f) for f in folders]
+    if len(set(names)) != len(names):
+        names = [str(f) for f in folders]
+    for (_, _, records), name in zip(runs, names):
+        for r in records:
+            merged.append({**r, "run": name} if len(owners[method_of(r)]) > 1 else dict(r))
+    out = Path(out)
+    if out.resolve() in {f.resolve() for f in folders}:
+        raise InvalidParameterError(f"--out {out} is one of the merged runs; give a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    levels, table = write_outputs(out, merged, {}, accuracy_levels, plots)
+    return CompareResult(merged, levels, table, out)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("compare-plot", help="several guidekit compare runs on one frontier and matched table",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+", type=Path, help="guidekit compare --out folders")
+    p.add_argument("--out", required=True, type=Path, help="folder for the merged results, table and frontier.png")
+    p.add_argument("--accuracy-levels", type=_levels,
+                   help="accuracies for the matched table (default: 3 inside the range every method reaches)")
+    p.add_argument("--no-plots", dest="plots", action="store_false", help="skip frontier.png")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    result = merge_runs(args.runs, args.out, accuracy_levels=args.accuracy_levels, plots=args.plots)
+    print(result.table)
+    print(f"wrote {len(result.records)} records from {len(args.runs)} runs to {result.out}/results.json "
+          "(and results.csv, matched_accuracy.md" + (", frontier.png)" if args.plots else ")"), file=sys.stderr)
+    return 0

@@ -1,0 +1,55 @@
+"""Adaptive projected guidance, APG (Sadat, Hilliges & Weber, ICLR 2025, Algorithm 1).
+
+On the predicted x̂0: Δ = x̂0_c − x̂0_u, with momentum Δ ← Δ + β·Δ_prev (β < 0 in the paper),
+capped in norm at r, split into the part parallel to x̂0_c and the part orthogonal to it;
+x̂0 = x̂0_c + (w − 1)·(Δ_⊥ + η·Δ_∥). With η = 1, r = 0, β = 0 this is plain CFG.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..errors import InvalidParameterError
+from .base import StepContext
+from .classifier_free import ClassifierFreeGuidance
+from .state import Scaler
+
+
+class AdaptiveProjectedGuidance(ClassifierFreeGuidance):
+    """APG: ``eta`` weights the parallel component, ``norm_threshold`` r caps ‖Δ‖ (0: no cap),
+    ``momentum`` β averages Δ over steps (0: none). The momentum restarts at the first step of a run."""
+
+    name = "apg"
+
+    def __init__(self, scaler: Scaler | str = "constant", *, eta: float = 0.0, norm_threshold: float = 0.0,
+                 momentum: float = 0.0, **params: Any) -> None:
+        super().__init__(scaler, **params)
+        if float(eta) < 0 or float(norm_threshold) < 0:
+            raise InvalidParameterError(f"eta and norm_threshold must be >= 0, got eta={eta}, norm_threshold={norm_threshold}")
+        self.eta, self.norm_threshold, self.momentum = float(eta), float(norm_threshold), float(momentum)
+        self._running: torch.Tensor | None = None
+
+    def single_forward(self, w: torch.Tensor) -> str | None:
+        """The conditional forward alone when w = 1 and there is no momentum to feed; never the unconditional."""
+        return "cond" if self.momentum == 0.0 and super().single_forward(w) == "cond" else None
+
+    def combine(self, cond: torch.Tensor, uncond: torch.Tensor, w: torch.Tensor, x_t: torch.Tensor,
+                context: StepContext) -> torch.Tensor:
+        diffusion, t = context.diffusion, context.index_tensor(x_t)
+        x0_c = diffusion.predict_xstart_from_eps(x_t, t, cond)
+        delta = x0_c - diffusion.predict_xstart_from_eps(x_t, t, uncond)
+        if self.momentum != 0.0:
+            if context.step > 0 and self._running is not None and self._running.shape == delta.shape:
+                delta = delta + self.momentum * self._running
+            self._running = delta
+        if self.norm_threshold > 0:
+            norm = delta.flatten(1).norm(dim=1).view_as(w)
+            delta = delta * (self.norm_threshold / norm.clamp_min(1e-12)).clamp_max(1.0)
+        unit = torch.nn.functional.normalize(x0_c.double().flatten(1), dim=1)
+        flat = delta.double().flatten(1)
+        parallel = ((flat * unit).sum(1, keepdim=True) * unit).view_as(delta)
+        update = (delta.double() - parallel) + self.eta * parallel
+        x0 = x0_c + (w - 1) * update.to(delta.dtype)
+        return diffusion.predict_eps_from_xstart(x_t, t, x0)
