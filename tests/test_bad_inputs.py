@@ -281,7 +281,7 @@ CLI_CASES: list[tuple[str, list[str], int, str]] = [
     ("sample --eta for ddpm (was ignored)", ["sample", "--model", "64x64_diffusion", "--model-path", "x.pt",
      "--sampler", "ddpm", "--eta", "0.5", "--out", "{root}/o"], 1, "unknown parameter 'eta'"),
     ("sample --gamma without a classifier", ["sample", "--model", "64x64_diffusion", "--model-path", "x.pt",
-     "--gamma", "3", "--out", "{root}/o"], 1, "need a --classifier"),
+     "--gamma", "3", "--out", "{root}/o"], 1, "need guidance: give --classifier"),
     ("sample --gamma inf", ["sample", "--model", "64x64_diffusion", "--model-path", "x.pt", "--classifier",
      "64x64_classifier", "--classifier-path", "c.pt", "--gamma", "inf", "--out", "{root}/o"], 1, "must be finite"),
     ("sample --model-path is a folder (was 'download it')", ["sample", "--model", "64x64_diffusion", "--model-path",

@@ -106,7 +106,11 @@ def resolve_scaler(scaler: Scaler | str, scaler_params: dict[str, Any]) -> Scale
 
         scaler = create("scaler", scaler, **scaler_params)
     elif scaler_params:
-        raise InvalidParameterError("scaler parameters can only be given with a scaler name")
+        names = ", ".join(repr(k) for k in sorted(scaler_params))
+        raise InvalidParameterError(
+            f"unknown parameter {names}: the scaler is given as an object, so only the guidance's own parameters may "
+            "follow; build the scaler with its parameters, or give the scaler by name"
+        )
     if not callable(scaler):
         raise InvalidParameterError(f"scaler must be callable (GuidanceState -> (B,) tensor), got {scaler!r}")
     return scaler
