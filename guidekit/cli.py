@@ -55,6 +55,14 @@ def _cmd_merge_batches(args: argparse.Namespace) -> int:
     from .io import load_batch, merge_sample_batches
 
     out = Path(args.out)
+    seen: set[Path] = set()
+    for path in map(Path, args.inputs):
+        if path.is_dir():
+            raise InvalidParameterError(f"SHARD {path} is a folder; give the .npz files inside it, e.g. "
+                                        f"{path}/samples_*_shard*.npz")
+        if path.resolve() in seen:
+            raise InvalidParameterError(f"{path} is given twice; its samples would be merged twice. Give each batch once")
+        seen.add(path.resolve())
     if any(out.resolve() == Path(p).resolve() for p in args.inputs):
         raise InvalidParameterError(f"OUT {args.out} is also an input; write the merged batch to another file")
     refuse_existing(out, args.overwrite, "OUT")
@@ -182,7 +190,8 @@ def _add_plugin_commands(sub: argparse._SubParsersAction, manager: Any) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from .registry import default_registry
 
-    parser = argparse.ArgumentParser(prog="guidekit", description="Guidance strategies for diffusion models.")
+    parser = argparse.ArgumentParser(prog="guidekit", description="Guidance strategies for diffusion models.",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # --version: one line each
     parser.add_argument("--version", action="version", version=_versions())
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                         help="import a local module with guidekit components first (repeatable; also "
@@ -239,7 +248,30 @@ def _split_plugins(argv: list[str]) -> tuple[list[str], list[str]]:
         else:
             rest.append(arg)
         i += 1
+    if any(not m.strip() for m in modules):
+        raise InvalidParameterError("--plugin got an empty MODULE name; give e.g. --plugin my_scalers")
     return modules, rest
+
+
+def _import_plugins(modules: list[str]) -> None:
+    """Import ``--plugin`` modules; warn about one that registers no component and no hook (a wrong module?)."""
+    from .registry import default_registry
+
+    registry = default_registry()
+
+    def components() -> set[tuple[str, str, str]]:
+        registry.invalidate()
+        return {(kind, name, c.provider) for kind in KIND_HOOKS for name, comps in registry.table(kind).items()
+                for c in comps}
+
+    for module in dict.fromkeys(m.strip() for m in modules):
+        before = components()
+        registry.manager.import_modules([module], "--plugin")
+        plugin = registry.manager.pm.get_plugin(f"{module} (--plugin)")
+        hooks = plugin is not None and registry.manager.pm.get_hookcallers(plugin)
+        if components() == before and not hooks:
+            warnings.warn(f"--plugin {module} registered no component and no hook; is it the module that "
+                          "calls @guidekit.register_...?", stacklevel=1)
 
 
 def _show_warning(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
@@ -254,11 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             modules, rest = _split_plugins(list(sys.argv[1:] if argv is None else argv))
             if modules:
-                from .registry import default_registry
-
-                registry = default_registry()
-                registry.manager.import_modules(modules, "--plugin")
-                registry.invalidate()
+                _import_plugins(modules)
             parser = build_parser()
             args = parser.parse_args(rest)
             if not getattr(args, "func", None):

@@ -50,6 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--toy", action="store_true", help="the analytic Gaussian-mixture toy instead of the bundled models")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--overwrite", action="store_true", help="replace the results of an earlier demo in --out")
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -59,7 +60,13 @@ def run_demo(args: argparse.Namespace) -> int:
         raise InvalidParameterError(f"--samples must be at least 10 (one per class), got {args.samples}")
     sampler_params = parse_params(args.sampler_param, "--sampler-param")
     sampler = create("sampler", args.sampler, **sampler_params)
+    if args.cfg_w < 0:
+        raise InvalidParameterError(f"--cfg-w must be >= 0 (0 leaves the classifier-free row out), got {args.cfg_w:g}")
     check_writable(args.out, "--out")
+    earlier = [p.name for p in map(Path(args.out).joinpath, ("demo.json", "samples.png", "traces.png")) if p.exists()]
+    if earlier and not args.overwrite:
+        raise InvalidParameterError(f"--out {args.out} holds an earlier demo ({', '.join(earlier)}); pass --overwrite "
+                                    "to replace it, or choose another --out")
     if args.toy:
         from .demo_toy import run_toy_demo
 

@@ -97,7 +97,7 @@ class Registry:
 
     def _unknown_message(self, kind: str, name: str, table: dict[str, list[Component]]) -> str:
         names = sorted(table)
-        msg = f"unknown {kind} {name!r}. Available {kind}s: {', '.join(names) or '(none)'}."
+        msg = f"unknown {kind} {name!r}. Available {'losses' if kind == 'loss' else kind + 's'}: {', '.join(names) or '(none)'}."
         close = difflib.get_close_matches(name, names, n=1)
         if close:
             msg += f" Did you mean {close[0]!r}?"

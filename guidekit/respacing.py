@@ -25,7 +25,10 @@ def space_timesteps(num_timesteps: int, spec: str | list[int]) -> set[int]:
             for stride in range(1, num_timesteps):
                 if len(range(0, num_timesteps, stride)) == desired:
                     return set(range(0, num_timesteps, stride))
-            raise InvalidParameterError(f"cannot create exactly {desired} steps with an integer stride")
+            counts = sorted({len(range(0, num_timesteps, stride)) for stride in range(1, num_timesteps)})
+            near = sorted(counts, key=lambda n: abs(n - desired))[:2]
+            raise InvalidParameterError(f"cannot create exactly {desired} steps with an integer stride from "
+                                        f"{num_timesteps}; the nearest ddimN that work: {', '.join(f'ddim{n}' for n in sorted(near))}")
         try:
             section_counts = [int(x) for x in spec.split(",")]
         except ValueError:
@@ -43,7 +46,8 @@ def space_timesteps(num_timesteps: int, spec: str | list[int]) -> set[int]:
     for i, section_count in enumerate(section_counts):
         size = size_per + (1 if i < extra else 0)
         if size < section_count:
-            raise InvalidParameterError(f"cannot divide section of {size} steps into {section_count}")
+            raise InvalidParameterError(f"cannot divide section of {size} steps into {section_count}; "
+                                        f"respacing {spec!r} asks for more steps than the process has: use at most {size}")
         frac_stride = 1 if section_count <= 1 else (size - 1) / (section_count - 1)
         cur_idx = 0.0
         for _ in range(section_count):

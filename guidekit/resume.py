@@ -138,6 +138,8 @@ class ChunkedSampleBatch:
                 saved = read_manifest(other)
                 if saved is not None:
                     _refuse_mismatch(saved.get("options", {}), self.options, other, self.flags)
+            if self.record is not None and self.record.exists():  # another finished run: do not replace its record
+                _refuse_mismatch(self._read_record_options(self.record), self.options, self.record, self.flags)
         if manifest is None and self.path.exists():  # a finished run: its record says what made it
             saved = self._read_record_options()
             _refuse_mismatch(saved, self.options, self.path, self.flags)
@@ -152,14 +154,14 @@ class ChunkedSampleBatch:
         self._write_manifest()
         return False
 
-    def _read_record_options(self) -> dict[str, Any]:
+    def _read_record_options(self, made: Path | None = None) -> dict[str, Any]:
         try:
             record = json.loads(self.record.read_text()) if self.record is not None else {}
         except (OSError, ValueError):
             record = {}
         if "options" not in record:
-            raise ResumeError(f"{str(self.path)!r} exists but {str(self.record)!r} does not say which options made "
-                              "it; pass --overwrite to replace it, or choose another --out")
+            raise ResumeError(f"{str(made or self.path)!r} exists but {str(self.record)!r} does not say which options "
+                              "made it; pass --overwrite to replace it, or choose another --out")
         return record["options"]
 
     def _valid_chunks(self, manifest: dict[str, Any]) -> dict[int, int]:

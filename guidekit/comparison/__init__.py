@@ -231,7 +231,13 @@ def compare(
         reference_batch = card["reference_batch"]  # a bundled model's real images, shipped with it
     dataset = None if reference_batch is not None else card.get("data")
     source = reference.describe_source(reference_batch, dataset)
-    shape = models.image_shape(net, reference.reference_shape(reference_batch, dataset))
+    ref_shape = reference.reference_shape(reference_batch, dataset)
+    shape = models.image_shape(net, ref_shape)
+    if ref_shape is not None and tuple(ref_shape[1:]) != (shape[1], shape[2], shape[0]):
+        raise InvalidParameterError(
+            f"the reference {reference_batch or dataset} holds {ref_shape[1]}×{ref_shape[2]}×"
+            f"{ref_shape[3]} images (H×W×C) but the model samples {shape[1]}×{shape[2]}×{shape[0]}: FD against it "
+            "would compare unlike things; give a --reference of the model's size and channels")
     model_k = getattr(net, "num_classes", None)
     if clfs:
         ks = {label: models.num_classes_of(c, shape, dev, label) for label, c in clfs.items()}

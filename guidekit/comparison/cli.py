@@ -39,9 +39,13 @@ def _seeds(text: str) -> int | list[int]:
 
 def _levels(text: str) -> list[float]:
     try:
-        return [float(s) for s in text.split(",") if s.strip()]
+        levels = [float(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"--accuracy-levels takes numbers such as 0.6,0.8,0.9, got {text!r}") from None
+    if not levels or not all(0.0 <= level <= 1.0 for level in levels):
+        raise argparse.ArgumentTypeError(f"--accuracy-levels are accuracies between 0 and 1 such as 0.6,0.8,0.9, "
+                                         f"got {text!r}")
+    return levels
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

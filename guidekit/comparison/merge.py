@@ -84,11 +84,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--accuracy-levels", type=_levels,
                    help="accuracies for the matched table (default: 3 inside the range every method reaches)")
     p.add_argument("--no-plots", dest="plots", action="store_false", help="skip frontier.png")
+    p.add_argument("--overwrite", action="store_true", help="replace the merged results of an earlier compare-plot in --out")
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..cli import check_writable
+
+    seen = set()
+    for folder in args.runs:
+        if folder.resolve() in seen:
+            raise InvalidParameterError(f"{folder} is given twice; give each compare folder once")
+        seen.add(folder.resolve())
+    if args.out.resolve() in seen:
+        raise InvalidParameterError(f"--out {args.out} is one of the merged runs; give a new folder")
+    if args.out.exists() and not args.out.is_dir():
+        raise InvalidParameterError(f"--out {args.out} is a file; give a folder (it is created if missing)")
+    check_writable(args.out, "--out")
+    if (args.out / "results.json").exists() and not args.overwrite:
+        raise InvalidParameterError(f"--out {args.out} holds results already; pass --overwrite to replace them, "
+                                    "or choose another --out")
     result = merge_runs(args.runs, args.out, accuracy_levels=args.accuracy_levels, plots=args.plots)
     print(result.table)
     print(f"wrote {len(result.records)} records from {len(args.runs)} runs to {result.out}/results.json "

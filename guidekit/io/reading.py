@@ -115,7 +115,13 @@ class NpzBatch:
 
     def labels(self) -> np.ndarray | None:
         """``arr_1`` (int64 labels) if present."""
-        return self._load_small(LABEL_KEY).astype(np.int64) if LABEL_KEY in self.keys else None
+        if LABEL_KEY not in self.keys:
+            return None
+        labels = self._load_small(LABEL_KEY)
+        if labels.dtype.kind not in "iub" and (labels.dtype.kind != "f" or not np.array_equal(labels, np.round(labels))):
+            raise BatchFileError(f"{str(self.path)!r}: 'arr_1' holds non-integer labels (dtype {labels.dtype}); "
+                                 "labels must be class indices 0..K-1")
+        return labels.astype(np.int64)
 
     # -- images -------------------------------------------------------------------------------
     def _memmap(self, key: str) -> np.ndarray | None:

@@ -101,7 +101,9 @@ def run(args: argparse.Namespace) -> int:
         from guidekit.io import load_batch
         from guidekit.metrics import check_comparable
 
-        check_comparable(load_batch(args.ref), load_batch(args.samples))
+        sample_batch = load_batch(args.samples)
+        check_comparable(load_batch(args.ref), sample_batch)
+        splits = min(args.splits, sample_batch.num_images) if sample_batch.has_images else None  # as evaluate() caps it
         resolve_device(args.device)
         extractor = _extractor(args)
         results: dict[str, Any] = evaluate(
@@ -118,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
             "extractor": args.extractor,
             "ref": str(args.ref),
             "samples": str(args.samples),
-            "splits": args.splits,
+            "splits": splits,
             "k": args.k,
         })
         with atomic_write(args.out, "w") as fh:

@@ -30,6 +30,7 @@ rank its shard) without losing or repeating a sample. An existing output is repl
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import math
 import os
@@ -45,7 +46,7 @@ import torch
 
 from guidekit.cli import accepts, check_writable, component_params, parse_params
 from guidekit.devices import resolve_device
-from guidekit.errors import InvalidParameterError
+from guidekit.errors import InvalidParameterError, LabelError
 
 from .checkpoint import load_checkpoint
 from .factory import resolve_config
@@ -197,11 +198,45 @@ def _build_guidance(name: str | None, classifier: Any, scaler: Any, guidance_par
     params = {**guidance_params}
     if "scaler" in params:
         raise InvalidParameterError("give the scaler with --scaler (and --scaler-param), not --guidance-param scaler=")
+    accepted = _guidance_parameters(name)
+    for key in sorted(params.keys() - accepted) if accepted is not None else ():
+        close = difflib.get_close_matches(key, accepted, n=1)
+        raise InvalidParameterError(f"--guidance-param {key}=: guidance {name!r} has no parameter {key!r}"
+                                    + (f" (did you mean {close[0]!r}?)" if close else "")
+                                    + f"; it accepts: {', '.join(sorted(accepted)) or 'none'} (scaler parameters go "
+                                    "in --scaler-param)")
     if classifier is not None:
         params["classifier"] = classifier
         if name == "x0-classifier":  # ADM classifiers are noise-aware: use them as clean classifiers at t = 0
             params.setdefault("timestep", 0)
     return gk.create("guidance", name, scaler=scaler, **params)
+
+
+def _guidance_takes_null_label(name: str) -> bool:
+    """Whether guidance ``name`` conditions the model on labels (classifier-free and its relatives)."""
+    from guidekit.registry import default_registry
+
+    return hasattr(default_registry().get("guidance", name).factory, "null_label_of")
+
+
+def _guidance_parameters(name: str) -> set[str] | None:
+    """Keyword parameters of a guidance class and its bases up to ``**scaler_params`` (None: not a class)."""
+    import inspect
+
+    from guidekit.registry import default_registry
+
+    factory = default_registry().get("guidance", name).factory
+    if not inspect.isclass(factory):
+        return None
+    names: set[str] = set()
+    for cls in factory.__mro__[:-1]:  # not object
+        if "__init__" not in vars(cls):
+            continue
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+        names |= {p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return names - {"scaler", "classifier"}
 
 
 def run_sample(args: argparse.Namespace) -> int:
@@ -227,6 +262,14 @@ def run_sample(args: argparse.Namespace) -> int:
             f"--model is a {config.kind}; `guidekit sample` drives diffusion UNets "
             "(for upsamplers use guidekit_adm.with_low_res from Python)"
         )
+    conditional = bool(config.kwargs.get("num_classes"))
+    if classes is not None and guidance_name is None and not conditional:
+        raise InvalidParameterError("--classes has no effect here: the model is unconditional and nothing guides it; "
+                                    "add --classifier/--classifier-path (or --guidance), or drop --classes")
+    if guidance_name is not None and not conditional and _guidance_takes_null_label(guidance_name):
+        raise InvalidParameterError(f"--guidance {guidance_name} needs a class-conditional model, but --model builds an "
+                                    "unconditional one; use a class-conditional model (--class-cond, or --class_cond True "
+                                    "in its flags) or classifier guidance")
     # components first: a wrong name or parameter is reported before any checkpoint is read
     respacing = args.respacing if args.respacing is not None else getattr(config, "suggested_respacing", "250")
     sampler_name = args.sampler or ("ddim" if respacing.startswith("ddim") else "ddpm")
@@ -273,8 +316,18 @@ def run_sample(args: argparse.Namespace) -> int:
     diffusion = gk.GaussianDiffusion.from_model(model, respacing=respacing)
     guidance = _build_guidance(guidance_name, classifier, scaler, guidance_params)
     num_labels = getattr(guidance, "num_labels", None)  # CFG: the labels below the null label
-    num_classes = (classifier.out_channels if classifier is not None
-                   else num_labels(model) if num_labels is not None else model.num_classes)
+    num_classes = classifier.out_channels if classifier is not None else model.num_classes
+    if classifier is None and num_labels is not None:
+        try:
+            num_classes = num_labels(model)
+        except LabelError:  # a null label that is not the last class: the real labels must be given
+            if classes is None:
+                raise InvalidParameterError(f"--guidance-param null_label={guidance.null_label_of(model)} is not the "
+                                            f"model's last class ({model.num_classes - 1}), so guidekit cannot draw real "
+                                            "labels: give them with --classes") from None
+        if classes is not None and guidance.null_label_of(model) in classes:
+            raise InvalidParameterError(f"--classes holds the null label {guidance.null_label_of(model)}, which means "
+                                        "'no class' to classifier-free guidance; give real labels only")
 
     options = {
         "model": args.model, "model_sha256": file_sha256(args.model_path), "classifier": args.classifier,

@@ -9,6 +9,7 @@ out_channels 6 with learn_sigma, 1000 classes with class_cond, num_head_channels
 
 from __future__ import annotations
 
+import difflib
 import shlex
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
@@ -333,7 +334,9 @@ def parse_flags(
         elif name in known_elsewhere:
             extra[name] = _convert(name, value, known_elsewhere[name])
         else:
-            raise FlagError(f"unknown flag --{name}; known flags: {', '.join(sorted(known_elsewhere))}")
+            close = difflib.get_close_matches(name, known_elsewhere, n=1)
+            raise FlagError(f"unknown flag --{name}" + (f" (did you mean --{close[0]}?)" if close else "")
+                            + f"; known flags: {', '.join(sorted(known_elsewhere))}")
 
     if kind == "unet":
         kwargs, fp16 = _unet_kwargs(args, flavor), args["use_fp16"]

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -97,8 +99,43 @@ def _build(args: argparse.Namespace, device: torch.device) -> tuple[torch.nn.Mod
     return model.to(device), gk.GaussianDiffusion.create(**diffusion), diffusion
 
 
+def _train_config(args: argparse.Namespace, loss_params: dict) -> gk.TrainConfig:
+    """The :class:`~guidekit.TrainConfig` of the command line; a rejected value names its --flag."""
+    common = dict(steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                  ema_decay=args.ema_decay, grad_clip=args.grad_clip, seed=args.seed, save_every=args.save_every,
+                  log_every=args.log_every)
+    try:
+        if args.kind == "classifier":
+            return gk.TrainConfig(**common, loss=args.loss, loss_params=loss_params, noised=not args.no_noise)
+        return gk.TrainConfig(**common, class_dropout=args.class_dropout, null_label=args.null_label)
+    except (TypeError, ValueError) as exc:  # attrs: "'steps' must be >= 1: 0"
+        raise InvalidParameterError(re.sub(r"'(\w+)'", lambda m: "--" + m[1].replace("_", "-"), str(exc), count=1)) from None
+
+
+def _check_data(args: argparse.Namespace, model: torch.nn.Module, data: Any) -> None:
+    """The network's channels and size fit the images; labels fit the classes and the null label."""
+    in_channels, size = getattr(model, "in_channels", None), getattr(model, "image_size", None)
+    if in_channels is not None and in_channels != data.images.shape[1]:
+        raise InvalidParameterError(f"--flags build a {in_channels}-channel network but {args.data} has "
+                                    f"{data.images.shape[1]}-channel images: add --in_channels {data.images.shape[1]}")
+    height, width = data.images.shape[-2:]
+    if size is not None and (height, width) != (size, size):
+        raise InvalidParameterError(f"--flags build a {size}×{size} network but {args.data} has {height}×{width} images: "
+                                    f"use --image_size {height} in --flags" + (" (or --image-size to resize a folder)"
+                                                                             if height == width else ""))
+    conditional = getattr(model, "num_classes", None) is not None
+    if args.kind == "diffusion" and args.class_dropout > 0 and not conditional:
+        raise InvalidParameterError("--class-dropout trains a class-conditional model: add --class_cond True to --flags")
+    if args.kind == "diffusion" and args.null_label is not None and conditional and len(data.labels) and \
+            args.null_label <= int(data.labels.max()):
+        raise InvalidParameterError(f"--null-label {args.null_label} is a label of the data (0..{int(data.labels.max())}); "
+                                    "the null label must be above every real label, e.g. the model's last class")
+
+
 def run_train(args: argparse.Namespace) -> int:
-    if args.threads:
+    if args.threads is not None:
+        if args.threads < 1:
+            raise InvalidParameterError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     world = init_world(device)
@@ -108,15 +145,10 @@ def run_train(args: argparse.Namespace) -> int:
     loss_params = parse_params(args.loss_param, "--loss-param") if args.kind == "classifier" else {}
     if args.kind == "classifier":
         gk.create("loss", args.loss, **loss_params)  # a wrong name or parameter is reported before the data is read
+    config = _train_config(args, loss_params)
     data = load_dataset(args.data, image_size=args.image_size)
     model, diffusion, diffusion_kwargs = _build(args, device)
-    in_channels = getattr(model, "in_channels", None)
-    if in_channels is not None and in_channels != data.images.shape[1]:
-        raise InvalidParameterError(f"--flags build a {in_channels}-channel network but {args.data} has "
-                                    f"{data.images.shape[1]}-channel images: add --in_channels {data.images.shape[1]}")
-    common = dict(steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                  ema_decay=args.ema_decay, grad_clip=args.grad_clip, seed=args.seed, save_every=args.save_every,
-                  log_every=args.log_every)
+    _check_data(args, model, data)
     out: Path = args.out
     final = out / "model.safetensors"
     if final.exists() and not (args.resume or args.overwrite):
@@ -125,10 +157,8 @@ def run_train(args: argparse.Namespace) -> int:
     start = time.time()
     try:
         if args.kind == "classifier":
-            config = gk.TrainConfig(**common, loss=args.loss, loss_params=loss_params, noised=not args.no_noise)
             result = gk.train_classifier(model, data.images, data.labels, diffusion, config, **kw)
         else:
-            config = gk.TrainConfig(**common, class_dropout=args.class_dropout, null_label=args.null_label)
             labels = data.labels if getattr(model, "num_classes", None) is not None else None
             result = gk.train_diffusion(model, data.images, labels, diffusion, config, **kw)
     except KeyboardInterrupt:
