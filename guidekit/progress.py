@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from typing import Generic, TextIO, TypeVar
 
@@ -64,6 +65,9 @@ class Progress(Generic[T]):
         self._closed = False
         self.postfix = ""  # e.g. "loss 0.123", shown after the rate
         setting = os.environ.get("GUIDEKIT_PROGRESS", "").lower()
+        if setting not in {"", "1", "true", "yes", "on", "0", "false", "no", "off"}:
+            _warn_once(f"GUIDEKIT_PROGRESS={setting!r} is neither on (1, true, yes, on) nor off (0, false, no, off); "
+                       "ignoring it")
         forced = force or setting in {"1", "true", "yes", "on"}
         isatty = getattr(self.file, "isatty", None)
         self.enabled = not disable and setting not in {"0", "false", "no", "off"}
@@ -143,10 +147,22 @@ class Progress(Generic[T]):
 
 
 def _log_interval() -> float:
+    value = os.environ.get("GUIDEKIT_PROGRESS_INTERVAL", "30")
     try:
-        return max(float(os.environ.get("GUIDEKIT_PROGRESS_INTERVAL", "30")), 0.0)
+        return max(float(value), 0.0)
     except ValueError:
+        _warn_once(f"GUIDEKIT_PROGRESS_INTERVAL={value!r} is not a number of seconds; using 30")
         return 30.0
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """One warning per distinct message and process (progress bars are made in loops)."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        warnings.warn(message, stacklevel=3)
 
 
 def progress(

@@ -86,7 +86,10 @@ def parse_scaler(spec: str, sweep_key: str = "gamma") -> tuple[str, list[Any]]:
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise InvalidParameterError(f"--scaler {spec!r}: {sweep_key} values must be numbers, got {v!r}")
-    return name, [float(v) for v in values]
+    values = [float(v) for v in values]
+    if len(set(values)) != len(values):
+        raise InvalidParameterError(f"--scaler {spec!r} repeats a {sweep_key} value; list each value once")
+    return name, values
 
 
 def parse_scaler_params(pairs: Iterable[str], scalers: Sequence[str]) -> dict[str, dict[str, list[Any]]]:

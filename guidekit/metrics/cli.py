@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
                 raise GuidekitError(f"{flag} {path} is a folder; give the ADM-layout .npz file (arr_0 uint8 NHWC)")
             if not Path(path).is_file():
                 raise FileNotFoundError(f"{flag} {path}: no such file; give an ADM-layout .npz (arr_0 uint8 NHWC)")
-        if args.out:  # checked now, not after a long evaluation
+        if args.out is not None:  # checked now, not after a long evaluation
             from guidekit.cli import refuse_existing
 
             refuse_existing(args.out, args.overwrite, "--out")
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"guidekit evaluate: error: {exc}", file=sys.stderr)
         return 2
     print(format_table(results))
-    if args.out:
+    if args.out is not None:
         payload = {key: (None if v is None or not math.isfinite(v) else float(v)) for key, v in results.items()}
         payload.update({
             "extractor": args.extractor,

@@ -23,7 +23,11 @@ class World:
 
 def init_world(device: torch.device) -> World:
     """Join the process group torchrun describes (WORLD_SIZE/RANK), gloo on CPU and nccl on GPU."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
+    try:
+        size = int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        raise InvalidParameterError(f"$WORLD_SIZE is {os.environ['WORLD_SIZE']!r}, not an integer; fix or unset it "
+                                    "(torchrun sets it)") from None
     if size <= 1:
         return World()
     if not dist.is_initialized():

@@ -109,6 +109,9 @@ def fit(
         if resume:
             saved = load_checkpoint_file(path)
             check_resume(saved, config, kind, path)
+            if int(saved["step"]) > config.steps:
+                raise InvalidParameterError(f"cannot resume {path}: it has trained {int(saved['step'])} steps already, "
+                                            f"more than steps={config.steps}; give at least that many steps (--steps)")
             model.load_state_dict(saved["model"])
             ema.load_state_dict(saved["ema"])
             opt.load_state_dict(saved["optimizer"])

@@ -116,10 +116,19 @@ def add_sample_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     return p
 
 
+def _env_int(name: str, default: int, flag: str) -> int:
+    """An integer environment variable (as torchrun sets them), with a named error."""
+    value = os.environ.get(name)
+    try:
+        return default if value is None else int(value)
+    except ValueError:
+        raise InvalidParameterError(f"${name} is {value!r}, not an integer; fix or unset it, or pass {flag}") from None
+
+
 def _shard_range(args: argparse.Namespace) -> tuple[int, int, int, int]:
     """(num_shards, shard_index, first, end): this shard's contiguous range of global sample indices."""
-    num_shards = args.num_shards if args.num_shards is not None else int(os.environ.get("WORLD_SIZE", 1))
-    index = args.shard_index if args.shard_index is not None else int(os.environ.get("RANK", 0))
+    num_shards = args.num_shards if args.num_shards is not None else _env_int("WORLD_SIZE", 1, "--num-shards")
+    index = args.shard_index if args.shard_index is not None else _env_int("RANK", 0, "--shard-index")
     if num_shards < 1 or not 0 <= index < num_shards:
         raise InvalidParameterError(f"--shard-index must be in [0, --num-shards) and --num-shards >= 1; got shard "
                                     f"{index} of {num_shards} (set both, or run under torchrun)")

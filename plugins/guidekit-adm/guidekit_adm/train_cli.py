@@ -146,6 +146,10 @@ def run_train(args: argparse.Namespace) -> int:
     if args.kind == "classifier":
         gk.create("loss", args.loss, **loss_params)  # a wrong name or parameter is reported before the data is read
     config = _train_config(args, loss_params)
+    if args.image_size is not None and (args.image_size < 1 or not Path(args.data).is_dir()):
+        raise InvalidParameterError(f"--image-size resizes the images of a folder to a positive size; got "
+                                    f"{args.image_size} for --data {args.data}" + ("" if Path(args.data).is_dir() else
+                                    ", which is not a folder: match --image_size in --flags to its images instead"))
     data = load_dataset(args.data, image_size=args.image_size)
     model, diffusion, diffusion_kwargs = _build(args, device)
     _check_data(args, model, data)
@@ -153,6 +157,10 @@ def run_train(args: argparse.Namespace) -> int:
     final = out / "model.safetensors"
     if final.exists() and not (args.resume or args.overwrite):
         raise InvalidParameterError(f"{out} already holds a finished run: pass --overwrite to replace it, or another --out")
+    if world.is_main:  # temporary files a killed run left behind (a checkpoint's can be large)
+        for name in ("checkpoint.pt", "model.safetensors", "card.json"):
+            for tmp in out.glob(f".{name}.*.tmp"):
+                tmp.unlink(missing_ok=True)
     kw = dict(checkpoint=out / "checkpoint.pt", resume=args.resume, overwrite=args.overwrite, progress=args.progress)
     start = time.time()
     try:

@@ -78,9 +78,17 @@ def load(name: str, path: str | os.PathLike[str] | None = None, *, device: str |
         raise CheckpointError(f"{file} does not match the sha256 in its card: the file is damaged; reinstall guidekit-mnist16")
     model = _build(info)
     try:
-        model.load_state_dict(load_file(str(file)), strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{file} does not fit the {name} architecture: {exc}") from None
+        state = load_file(str(file))
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for damaged or other files
+        raise CheckpointError(f"cannot read {file} ({type(exc).__name__}: {exc}); give a .safetensors file of "
+                              f"{name}'s weights") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:  # torch lists every key: keep the first of each kind, on one line
+        detail = "; ".join(line.strip()[:200] + ("…" if len(line.strip()) > 200 else "")
+                           for line in str(exc).splitlines()[1:4])
+        raise CheckpointError(f"{file} does not fit the {name} architecture ({detail}); give weights saved from "
+                              f"a {name} network") from None
     model.card = copy.deepcopy(info) if path is None else {**info, "weights": str(file), "sha256": _sha256(file)}
     model.card["reference_batch"] = str(REFERENCE)
     return model.to(device).eval()
