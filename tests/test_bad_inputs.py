@@ -235,6 +235,11 @@ def files(tmp_path_factory) -> dict[str, Path]:
         return rng.integers(0, 255, (n, hw, hw, c), dtype=np.uint8)
 
     (root / "exists.json").write_text("{}")
+    for folder, name in (("olddemo", "demo.json"), ("merged", "results.json")):  # outputs of earlier runs
+        (root / folder).mkdir()
+        (root / folder / name).write_text("{}")
+    np.savez(root / "labf.npz", arr_0=images(4, 16, 1), arr_1=np.array([0.0, 0.5, 1.0, 1.5]))
+    np.savez(root / "lab8.npz", arr_0=images(4, 8, 1), arr_1=np.array([0, 1, 2, 3]))
     return {
         "root": root,
         "ref8": write_reference_batch(root / "ref8.npz", images(12, 8, 1)),
@@ -242,7 +247,19 @@ def files(tmp_path_factory) -> dict[str, Path]:
         "s16": write_sample_batch(root / "s16.npz", images(12, 16, 1)),
         "s8rgb": write_sample_batch(root / "s8rgb.npz", images(12, 8, 3)),
         "exists": root / "exists.json",
+        "labf": root / "labf.npz",
+        "lab8": root / "lab8.npz",
     }
+
+
+CLF8 = ("--image_size 8 --in_channels 1 --num_classes 10 --classifier_width 32 --classifier_depth 1 --channel_mult 1,2 "
+        "--classifier_attention_resolutions 2 --classifier_num_head_channels 32")
+UNET8 = ("--image_size 8 --in_channels 1 --num_channels 32 --num_res_blocks 1 --channel_mult 1,2 --attention_resolutions 2 "
+         "--num_head_channels 32 --learn_sigma False")
+TRAIN = ["--steps", "1", "--batch-size", "2", "--device", "cpu", "--no-progress", "--out", "{root}/t"]
+UNCOND = ["sample", "--model", "256x256_diffusion_uncond", "--model-path", "x.pt", "--out", "{root}/o"]
+COMPARE = ["compare", "--model", "mnist16-unet", "--classifier", "mnist16-classifier-ce", "--scaler", "constant:1",
+           "--device", "cpu", "--no-progress", "--out", "{root}/c"]
 
 
 CLI_CASES: list[tuple[str, list[str], int, str]] = [
@@ -288,6 +305,63 @@ CLI_CASES: list[tuple[str, list[str], int, str]] = [
      "{root}", "--out", "{root}/o", "--device", "cpu"], 1, "is a folder; give the weights file inside it"),
     ("sample --out under a file", ["sample", "--model", "64x64_diffusion", "--model-path", "x.pt", "--out",
      "{exists}/o"], 1, "is a file, not a folder"),
+    # found by fuzzing the command line (benchmarks/results/bad_inputs/cli.md, by number)
+    ("#7 --plugin= empty (was ignored)", ["list", "--plugin="], 1, "empty MODULE name"),
+    ("#11 respacing ddim300 (no fix named)", ["demo", "--toy", "--respacing", "ddim300", "--out", "{root}/d"], 1,
+     "the nearest ddimN that work: ddim250, ddim334"),
+    ("#12 respacing 2000 of 1000 steps", ["demo", "--toy", "--respacing", "2000", "--out", "{root}/d"], 1,
+     "use at most 1000"),
+    ("#15 demo --cfg-w -1 (was ignored)", ["demo", "--cfg-w", "-1", "--out", "{root}/d"], 1, "--cfg-w must be >= 0"),
+    ("#16 demo onto an earlier demo (was overwritten)", ["demo", "--toy", "--out", "{root}/olddemo"], 1,
+     "holds an earlier demo (demo.json); pass --overwrite"),
+    ("#22 sample --classes with nothing to condition (was ignored)", [*UNCOND, "--classes", "3"], 1,
+     "--classes has no effect here"),
+    ("#23 sample classifier-free on an unconditional model (hint was 'pass y=')",
+     [*UNCOND, "--guidance", "classifier-free", "--guidance-param", "null_label=5"], 1,
+     "needs a class-conditional model"),
+    ("#26 sample --guidance-param unknown to classifier guidance (hint was about scaler objects)",
+     ["sample", "--model", "64x64_diffusion", "--model-path", "x.pt", "--classifier", "64x64_classifier",
+      "--classifier-path", "c.pt", "--guidance-param", "batched=False", "--out", "{root}/o"], 1,
+     "unknown parameter 'batched' of guidance 'classifier'"),
+    ("#31 sample --model flag misspelt (no suggestion)", ["sample", "--model=--image_size 16 --num_chanels 32",
+     "--model-path", "x.pt", "--out", "{root}/o"], 1, "did you mean --num_channels?"),
+    ("#37 train --loss misspelt ('losss')", ["train-classifier", "--data", "mnist16", "--flags", CLF8, *TRAIN,
+     "--loss", "foo"], 1, "Available losses: ce, ect"),
+    ("#38 train float labels (were truncated)", ["train-classifier", "--data", "{labf}", "--flags", CLF8, *TRAIN], 1,
+     "non-integer labels"),
+    ("#39 train 8px data with 16px flags (was 'a bug in guidekit')", ["train-classifier", "--data", "{lab8}",
+     "--flags", CLF8.replace("image_size 8", "image_size 16"), *TRAIN], 1, "use --image_size 8 in --flags"),
+    ("#40 train --steps 0 (was 'a bug in guidekit')", ["train-classifier", "--data", "mnist16", "--flags", CLF8,
+     *TRAIN, "--steps", "0"], 1, "--steps must be >= 1"),
+    ("#41 train --ema-decay 2 (was 'a bug in guidekit')", ["train-diffusion", "--data", "mnist16", "--flags", UNET8,
+     *TRAIN, "--ema-decay", "2"], 1, "--ema-decay must be < 1.0"),
+    ("#43 train --class-dropout on an unconditional model (hint named no flag)", ["train-diffusion", "--data", "{lab8}",
+     "--flags", UNET8, *TRAIN, "--class-dropout", "0.2"], 1, "add --class_cond True to --flags"),
+    ("#44 train --null-label among the data's labels", ["train-diffusion", "--data", "{lab8}", "--flags",
+     UNET8 + " --class_cond True", *TRAIN, "--class-dropout", "0.2", "--null-label", "2"], 1,
+     "--null-label 2 is a label of the data (0..3)"),
+    ("#45 train --threads 0 (was ignored)", ["train-diffusion", "--data", "mnist16", "--flags", UNET8, *TRAIN,
+     "--threads", "0"], 1, "--threads must be >= 1"),
+    ("#46 train --image-size with mnist16 (was ignored)", ["train-diffusion", "--data", "mnist16", "--flags", UNET8,
+     *TRAIN, "--image-size", "8"], 1, "which is not a folder"),
+    ("#51 compare --scaler constant:1,1 (computed twice)", [*COMPARE[:6], "constant:1,1", *COMPARE[7:]], 1,
+     "repeats a gamma value"),
+    ("#52 compare --reference of another size (was accepted)", [*COMPARE, "--reference", "{s8}"], 1,
+     "would compare unlike things"),
+    ("#53 compare --model-path unreadable for a bundled network (was 'a bug in guidekit')",
+     [*COMPARE, "--model-path", "{exists}"], 1, "give a .safetensors file of mnist16-unet's weights"),
+    ("#55 compare-plot onto earlier results (were overwritten)", ["compare-plot", "{root}/a", "{root}/b", "--out",
+     "{root}/merged"], 1, "holds results already; pass --overwrite"),
+    ("#56 compare-plot --out is a file (was 'File exists')", ["compare-plot", "{root}/a", "{root}/b", "--out",
+     "{exists}"], 1, "is a file; give a folder"),
+    ("#57 compare-plot the same run twice (records doubled)", ["compare-plot", "{root}/a", "{root}/a", "--out",
+     "{root}/m"], 1, "is given twice"),
+    ("#60 evaluate --out '' (nothing was written)", ["evaluate", "--ref", "{ref8}", "--samples", "{s8}", "--out", ""],
+     2, "is a folder; give the path of the file"),
+    ("#64 merge-batches the same batch twice (samples doubled)", ["merge-batches", "{root}/m.npz", "{s8}",
+     "{root}/../{root.name}/s8.npz"], 1, "is given twice"),
+    ("#65 merge-batches a folder (was 'does not exist')", ["merge-batches", "{root}/m.npz", "{root}"], 1,
+     "is a folder; give the .npz files inside it"),
 ]
 
 

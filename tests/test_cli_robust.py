@@ -219,3 +219,86 @@ def test_progress_off_a_terminal_prints_lines_at_an_interval(monkeypatch):
     stream = io.StringIO()
     list(progress(range(3), desc="off", file=stream, log_interval=0))
     assert stream.getvalue() == ""
+
+
+# -- found by fuzzing the command line (benchmarks/results/bad_inputs/cli.md) ------------------------
+UNET16 = ("--image_size 16 --num_channels 32 --num_res_blocks 1 --channel_mult 1,1 --attention_resolutions 8 "
+          "--num_head_channels 32 --learn_sigma True --class_cond False")
+CLF8 = ("--image_size 8 --in_channels 1 --num_classes 10 --classifier_width 32 --classifier_depth 1 --channel_mult 1,2 "
+        "--classifier_attention_resolutions 2 --classifier_num_head_channels 32")
+
+
+def test_version_prints_one_line_per_distribution(capsys):
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    lines = capsys.readouterr().out.splitlines()  # argparse used to fill them into one line
+    assert lines[0] == f"guidekit {gk.__version__}" and any(line.startswith("  guidekit-adm ") for line in lines[1:])
+
+
+def test_plugin_module_that_registers_nothing_is_warned_about(tmp_path, monkeypatch, capsys):
+    (tmp_path / "guidekit_fuzz_empty.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert main(["--plugin", "guidekit_fuzz_empty", "--plugin", "guidekit_fuzz_empty", "list", "loss"]) == 0
+    finally:
+        sys.modules.pop("guidekit_fuzz_empty", None)
+    err = capsys.readouterr().err
+    assert err.count("--plugin guidekit_fuzz_empty registered no component and no hook") == 1
+
+
+def test_accuracy_levels_outside_0_1_are_usage_errors(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare-plot", "a", "b", "--out", "c", "--accuracy-levels", "0.5,2"])
+    assert exit_info.value.code == 2 and "accuracies between 0 and 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    ["sample", "--model", "64x64_diffusion", "--model-path", "x.pt", "--out", "o"],
+    ["train-classifier", "--data", "mnist16", "--flags", CLF8, "--out", "t", "--device", "cpu"],
+])
+def test_world_size_that_is_no_integer_is_named(argv, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WORLD_SIZE", "abc")
+    assert main(argv) == 1
+    assert "$WORLD_SIZE is 'abc', not an integer" in capsys.readouterr().err
+
+
+def test_bad_progress_settings_are_warned_about_once(monkeypatch):
+    import guidekit.progress
+
+    monkeypatch.setattr(guidekit.progress, "_WARNED", set())
+    monkeypatch.setenv("GUIDEKIT_PROGRESS", "banana")
+    monkeypatch.setenv("GUIDEKIT_PROGRESS_INTERVAL", "soon")
+    with pytest.warns(UserWarning) as record:
+        for _ in range(2):
+            list(progress(range(2), file=io.StringIO()))
+    assert sorted(str(w.message).split("=")[0] for w in record) == ["GUIDEKIT_PROGRESS", "GUIDEKIT_PROGRESS_INTERVAL"]
+
+
+def test_resume_into_another_finished_run_keeps_its_record(tmp_path, capsys):
+    """--resume with another --num-samples used to start a new run over the finished run's run.json and grid."""
+    torch.manual_seed(0)
+    torch.save(adm.create_model(UNET16).state_dict(), tmp_path / "unet.pt")
+    argv = ["sample", f"--model={UNET16}", "--model-path", str(tmp_path / "unet.pt"), "--respacing", "ddim2",
+            "--batch-size", "2", "--device", "cpu", "--no-progress", "--out", str(tmp_path / "o")]
+    assert main([*argv, "--num-samples", "2"]) == 0
+    record = (tmp_path / "o" / "run.json").read_bytes()
+    capsys.readouterr()
+    assert main([*argv, "--num-samples", "3", "--resume"]) == 1
+    assert "with different options (--num-samples: was 2, now 3)" in capsys.readouterr().err
+    assert (tmp_path / "o" / "run.json").read_bytes() == record
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["grid.png", "run.json", "samples_2x16x16x3.npz"]
+
+
+def test_train_resume_with_fewer_steps_and_stale_temporaries(tmp_path, capsys):
+    data = tmp_path / "d.npz"
+    np.savez(data, arr_0=np.random.default_rng(0).integers(0, 255, (4, 8, 8, 1), dtype=np.uint8), arr_1=np.arange(4))
+    argv = ["train-classifier", "--data", str(data), "--flags", CLF8, "--batch-size", "2", "--device", "cpu",
+            "--no-progress", "--out", str(tmp_path / "t")]
+    assert main([*argv, "--steps", "2"]) == 0
+    stale = tmp_path / "t" / ".checkpoint.pt.x1y2z3.tmp"  # what a SIGKILL during a save leaves
+    stale.write_bytes(b"partial")
+    capsys.readouterr()
+    assert main([*argv, "--steps", "1", "--resume"]) == 1  # silently exported the 2-step model before
+    assert "trained 2 steps already, more than steps=1" in capsys.readouterr().err
+    assert not stale.exists()

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ..diffusion import GaussianDiffusion
-from ..errors import CheckpointError, GuidekitError, InvalidParameterError, UnknownComponentError
+from ..errors import CheckpointError, InvalidParameterError, UnknownComponentError
 
 
 def _adm_config(name: str) -> Any | None:
@@ -85,13 +85,6 @@ def load_network(name: str, path: str | Path | None, device: torch.device, what:
             net = create("network", name, **({"path": str(path)} if takes_path else {}))
         except UnknownComponentError as exc:
             raise UnknownComponentError(f"--{what} {name!r}: {exc}") from None
-        except (GuidekitError, OSError, ImportError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - the plugin's loader could not read the file
-            if not takes_path:
-                raise
-            raise CheckpointError(f"--{what}-path {path}: network {name!r} cannot load it ({type(exc).__name__}: "
-                                  f"{exc}); give a weights file saved for {name!r}") from None
         if path is not None and not takes_path:
             path = Path(path)
             if not path.is_file():

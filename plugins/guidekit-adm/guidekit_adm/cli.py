@@ -205,20 +205,24 @@ def _build_guidance(name: str | None, classifier: Any, scaler: Any, guidance_par
     if name is None:
         return None
     params = {**guidance_params}
-    if "scaler" in params:
-        raise InvalidParameterError("give the scaler with --scaler (and --scaler-param), not --guidance-param scaler=")
-    accepted = _guidance_parameters(name)
-    for key in sorted(params.keys() - accepted) if accepted is not None else ():
-        close = difflib.get_close_matches(key, accepted, n=1)
-        raise InvalidParameterError(f"--guidance-param {key}=: guidance {name!r} has no parameter {key!r}"
-                                    + (f" (did you mean {close[0]!r}?)" if close else "")
-                                    + f"; it accepts: {', '.join(sorted(accepted)) or 'none'} (scaler parameters go "
-                                    "in --scaler-param)")
     if classifier is not None:
         params["classifier"] = classifier
         if name == "x0-classifier":  # ADM classifiers are noise-aware: use them as clean classifiers at t = 0
             params.setdefault("timestep", 0)
     return gk.create("guidance", name, scaler=scaler, **params)
+
+
+def _check_guidance_params(name: str, params: dict[str, Any]) -> None:
+    """Refuse, before any checkpoint is read, a ``--guidance-param`` that guidance ``name`` does not take."""
+    if "scaler" in params:
+        raise InvalidParameterError("give the scaler with --scaler (and --scaler-param), not --guidance-param scaler=")
+    accepted = _guidance_parameters(name)
+    for key in sorted(params.keys() - accepted) if accepted is not None else ():
+        close = difflib.get_close_matches(key, accepted, n=1)
+        raise InvalidParameterError(f"--guidance-param {key}=: unknown parameter {key!r} of guidance {name!r}"
+                                    + (f" (did you mean {close[0]!r}?)" if close else "")
+                                    + f"; it accepts: {', '.join(sorted(accepted)) or 'none'} (scaler parameters go "
+                                    "in --scaler-param)")
 
 
 def _guidance_takes_null_label(name: str) -> bool:
@@ -292,6 +296,7 @@ def run_sample(args: argparse.Namespace) -> int:
             suggested = getattr(config, "classifier_scale", None) if guidance_name == "classifier" else None
             scaler_params["gamma"] = suggested or 1.0  # the README's suggestion for classifier guidance
         scaler = gk.create("scaler", args.scaler, **scaler_params)
+        _check_guidance_params(guidance_name, guidance_params)
     elif scaler_params or guidance_params or args.scaler != "constant":
         raise InvalidParameterError("--scaler, --gamma, --scaler-param and --guidance-param need guidance: give "
                                     "--classifier/--classifier-path or --guidance")

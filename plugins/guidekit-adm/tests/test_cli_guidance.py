@@ -69,7 +69,23 @@ def test_sample_with_x0_classifier_guidance(weights, tmp_path, capsys):
     (["--guidance", "classifier-free", "--guidance-param", "null_label=999", "--scaler", "entropy"],
      "scaler EntropyScaler"),
     (["--guidance", "apg", "--guidance-param", "eta"], "--guidance-param expects KEY=VALUE"),
+    (["--guidance", "classifier-free", "--guidance-param", "null_label=5"], "--classes holds the null label 5"),
 ])
 def test_guidance_errors_are_named(weights, tmp_path, capsys, extra, message):
     assert main(_args(weights, tmp_path / "bad", *extra)) == 1
     assert message in capsys.readouterr().err
+
+
+def test_class_cond_mismatch_names_the_flag(weights, tmp_path, capsys):
+    """A class-conditional checkpoint under unconditional flags: the hint used to list unrelated releases."""
+    argv = ["sample", f"--model={UNET_FLAGS}", "--model-path", str(weights / "unet.pt"), "--no-class-cond",
+            "--device", "cpu", "--out", str(tmp_path / "o")]
+    assert main(argv) == 1
+    assert "hint: the file holds a class-conditional model: use the flag --class_cond True" in capsys.readouterr().err
+
+
+def test_null_label_that_is_not_the_last_class_asks_for_classes(weights, tmp_path, capsys):
+    argv = ["sample", f"--model={UNET_FLAGS}", "--model-path", str(weights / "unet.pt"), "--device", "cpu",
+            "--guidance", "classifier-free", "--guidance-param", "null_label=5", "--out", str(tmp_path / "o")]
+    assert main(argv) == 1
+    assert "null_label=5 is not the model's last class (999)" in capsys.readouterr().err

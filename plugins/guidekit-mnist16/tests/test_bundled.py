@@ -141,3 +141,16 @@ def test_ect_classifier_is_less_confident_than_ce_on_the_same_noisy_inputs(refer
             h_ce, h_ect = (gk.GuidanceState(t=tt, t_index=0, num_steps=1, logits=m(x_t, tt), grad=None,
                                             y=labels[::25]).entropy.mean() for m in (ce, ect))
         assert h_ect > 1.3 * h_ce, (t, h_ce, h_ect)
+
+
+def test_weights_of_another_network_or_format_are_named_in_one_line(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(gk.CheckpointError) as info:
+        m16.load("mnist16-oracle", path=tmp_path / "other.safetensors")
+    message = str(info.value)  # torch's listing of every key used to follow, over many lines
+    assert "does not fit the mnist16-oracle architecture (Missing key(s)" in message and "\n" not in message
+    (tmp_path / "model.pt").write_bytes(b"not safetensors")
+    with pytest.raises(gk.CheckpointError, match="give a .safetensors file of mnist16-oracle's weights"):
+        m16.load("mnist16-oracle", path=tmp_path / "model.pt")
