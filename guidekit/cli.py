@@ -66,6 +66,7 @@ def _cmd_merge_batches(args: argparse.Namespace) -> int:
     if any(out.resolve() == Path(p).resolve() for p in args.inputs):
         raise InvalidParameterError(f"OUT {args.out} is also an input; write the merged batch to another file")
     refuse_existing(out, args.overwrite, "OUT")
+    remove_stale_temporaries(out)
     out = merge_sample_batches(out, args.inputs)
     print(f"wrote {out} ({load_batch(out).num_images} images)", file=sys.stderr)
     return 0
@@ -81,6 +82,15 @@ def refuse_existing(path: Any, overwrite: bool, flag: str) -> None:
     if path.exists() and not overwrite:
         raise InvalidParameterError(f"{flag} {path} exists already; pass --overwrite to replace it, or choose another path")
     check_writable(path.parent, flag)
+
+
+def remove_stale_temporaries(path: Any) -> None:
+    """Delete the temporary files (``.NAME.*.tmp``) a killed earlier write of ``path`` left beside it."""
+    from pathlib import Path
+
+    path = Path(path)
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 def check_writable(folder: Any, flag: str) -> None:
@@ -141,6 +151,36 @@ def accepts(kind: str, name: str, param: str) -> bool:
     except (TypeError, ValueError):
         return False
     return param in sig.parameters or any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+
+
+def check_guidance_params(name: str, params: dict[str, Any]) -> None:
+    """Refuse, before anything heavy is loaded, a ``--guidance-param`` that guidance ``name`` does not take
+    (the guidance gets its scaler as an object, so an unknown key would be blamed on the scaler)."""
+    import difflib
+    import inspect
+
+    from .registry import default_registry
+
+    if "scaler" in params:
+        raise InvalidParameterError("give the scaler with --scaler (and --scaler-param), not --guidance-param scaler=")
+    factory = default_registry().get("guidance", name).factory
+    if not inspect.isclass(factory):
+        return
+    accepted: set[str] = set()
+    for cls in factory.__mro__[:-1]:  # the keyword parameters of each __init__ up to one without **kwargs
+        if "__init__" not in vars(cls):
+            continue
+        sig = list(inspect.signature(cls.__init__).parameters.values())[1:]
+        accepted |= {p.name for p in sig if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        if not any(p.kind is p.VAR_KEYWORD for p in sig):
+            break
+    accepted -= {"scaler", "classifier"}
+    for key in sorted(params.keys() - accepted):
+        close = difflib.get_close_matches(key, accepted, n=1)
+        raise InvalidParameterError(f"--guidance-param {key}=: unknown parameter {key!r} of guidance {name!r}"
+                                    + (f" (did you mean {close[0]!r}?)" if close else "")
+                                    + f"; it accepts: {', '.join(sorted(accepted)) or 'none'} (scaler parameters go "
+                                    "in --scaler-param)")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

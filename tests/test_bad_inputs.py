@@ -362,6 +362,10 @@ CLI_CASES: list[tuple[str, list[str], int, str]] = [
      "{root}/../{root.name}/s8.npz"], 1, "is given twice"),
     ("#65 merge-batches a folder (was 'does not exist')", ["merge-batches", "{root}/m.npz", "{root}"], 1,
      "is a folder; give the .npz files inside it"),
+    ("#66 compare --guidance-param unknown (hint was about scaler objects)", [*COMPARE, "--guidance-param", "foo=1"],
+     1, "unknown parameter 'foo' of guidance 'classifier'"),
+    ("#67 evaluate --out onto its own samples with --overwrite (batch replaced by JSON)", ["evaluate", "--ref",
+     "{ref8}", "--samples", "{s8}", "--out", "{s8}", "--overwrite"], 2, "is an input batch"),
 ]
 
 

@@ -302,3 +302,11 @@ def test_train_resume_with_fewer_steps_and_stale_temporaries(tmp_path, capsys):
     assert main([*argv, "--steps", "1", "--resume"]) == 1  # silently exported the 2-step model before
     assert "trained 2 steps already, more than steps=1" in capsys.readouterr().err
     assert not stale.exists()
+
+
+def test_merge_batches_removes_what_a_killed_merge_left(tmp_path):
+    parts = [write_sample_batch(tmp_path / f"s{i}.npz", np.zeros((2, 4, 4, 3), np.uint8)) for i in range(2)]
+    stale = tmp_path / ".m.npz.k1ll3d.tmp"  # a SIGKILL during the merge leaves this (as large as the merge)
+    stale.write_bytes(b"partial")
+    assert main(["merge-batches", str(tmp_path / "m.npz"), *map(str, parts)]) == 0
+    assert not stale.exists() and (tmp_path / "m.npz").is_file()

@@ -94,8 +94,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..cli import check_guidance_params, parse_params
     from . import compare
 
+    check_guidance_params(args.guidance, parse_params(args.guidance_param, "--guidance-param"))
     if len(args.classifier_path) not in (0, len(args.classifier)):
         raise InvalidParameterError(f"{len(args.classifier_path)} --classifier-path for {len(args.classifier)} "
                                     "--classifier; give one path per classifier, in the same order")

@@ -30,7 +30,6 @@ rank its shard) without losing or repeating a sample. An existing output is repl
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import math
 import os
@@ -44,7 +43,7 @@ import attrs
 import numpy as np
 import torch
 
-from guidekit.cli import accepts, check_writable, component_params, parse_params
+from guidekit.cli import accepts, check_guidance_params, check_writable, component_params, parse_params
 from guidekit.devices import resolve_device
 from guidekit.errors import InvalidParameterError, LabelError
 
@@ -212,44 +211,11 @@ def _build_guidance(name: str | None, classifier: Any, scaler: Any, guidance_par
     return gk.create("guidance", name, scaler=scaler, **params)
 
 
-def _check_guidance_params(name: str, params: dict[str, Any]) -> None:
-    """Refuse, before any checkpoint is read, a ``--guidance-param`` that guidance ``name`` does not take."""
-    if "scaler" in params:
-        raise InvalidParameterError("give the scaler with --scaler (and --scaler-param), not --guidance-param scaler=")
-    accepted = _guidance_parameters(name)
-    for key in sorted(params.keys() - accepted) if accepted is not None else ():
-        close = difflib.get_close_matches(key, accepted, n=1)
-        raise InvalidParameterError(f"--guidance-param {key}=: unknown parameter {key!r} of guidance {name!r}"
-                                    + (f" (did you mean {close[0]!r}?)" if close else "")
-                                    + f"; it accepts: {', '.join(sorted(accepted)) or 'none'} (scaler parameters go "
-                                    "in --scaler-param)")
-
-
 def _guidance_takes_null_label(name: str) -> bool:
     """Whether guidance ``name`` conditions the model on labels (classifier-free and its relatives)."""
     from guidekit.registry import default_registry
 
     return hasattr(default_registry().get("guidance", name).factory, "null_label_of")
-
-
-def _guidance_parameters(name: str) -> set[str] | None:
-    """Keyword parameters of a guidance class and its bases up to ``**scaler_params`` (None: not a class)."""
-    import inspect
-
-    from guidekit.registry import default_registry
-
-    factory = default_registry().get("guidance", name).factory
-    if not inspect.isclass(factory):
-        return None
-    names: set[str] = set()
-    for cls in factory.__mro__[:-1]:  # not object
-        if "__init__" not in vars(cls):
-            continue
-        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
-        names |= {p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
-        if not any(p.kind is p.VAR_KEYWORD for p in params):
-            break
-    return names - {"scaler", "classifier"}
 
 
 def run_sample(args: argparse.Namespace) -> int:
@@ -296,7 +262,7 @@ def run_sample(args: argparse.Namespace) -> int:
             suggested = getattr(config, "classifier_scale", None) if guidance_name == "classifier" else None
             scaler_params["gamma"] = suggested or 1.0  # the README's suggestion for classifier guidance
         scaler = gk.create("scaler", args.scaler, **scaler_params)
-        _check_guidance_params(guidance_name, guidance_params)
+        check_guidance_params(guidance_name, guidance_params)
     elif scaler_params or guidance_params or args.scaler != "constant":
         raise InvalidParameterError("--scaler, --gamma, --scaler-param and --guidance-param need guidance: give "
                                     "--classifier/--classifier-path or --guidance")
