@@ -109,6 +109,15 @@ class Context:
         return hashlib.sha256(canonical(self.manifest).encode()).hexdigest()[:16]
 
 
+#: manifest entries -> the options that set them, for the error on a rerun with other options
+MANIFEST_FLAGS = {
+    "model": "--model/--model-path", "diffusion": "--respacing", "sampler": "--sampler/--sampler-param",
+    "num_samples": "--num-samples", "num_classes": "--classifier", "image_shape": "--model", "judge": "--judge",
+    "reference": "--reference", "k": "--k", "pr_limit": "--pr-limit", "threshold": "--threshold",
+    "clip_denoised": "--clip-denoised", "guidance": "--guidance/--guidance-param",
+}
+
+
 def check_manifest(out: Path, manifest: dict[str, Any]) -> None:
     """Write ``out/manifest.json``, or check that the one there matches (else a clear error)."""
     path = out / "manifest.json"
@@ -122,7 +131,8 @@ def check_manifest(out: Path, manifest: dict[str, Any]) -> None:
         diff = sorted(k for k in set(old or {}) | set(manifest)
                       if canonical((old or {}).get(k)) != canonical(manifest.get(k)))
         raise InvalidParameterError(
-            f"{out} holds a comparison run with other options (differing: {', '.join(diff) or 'unreadable manifest'}); "
+            f"{out} holds a comparison run with other options (differing: "
+            f"{', '.join(f'{k} ({MANIFEST_FLAGS[k]})' if k in MANIFEST_FLAGS else k for k in diff) or 'unreadable manifest'}); "
             "its cells would not be comparable. Use a new --out folder, or delete this one to start over")
     out.mkdir(parents=True, exist_ok=True)
     with atomic_write(path, "w") as fh:
