@@ -183,6 +183,19 @@ def check_guidance_params(name: str, params: dict[str, Any]) -> None:
                                     "in --scaler-param)")
 
 
+def check_respacing(spec: str, steps: int) -> None:
+    """``--respacing`` checked against a ``steps``-step process before anything heavy is loaded."""
+    from .respacing import space_timesteps
+
+    try:
+        space_timesteps(steps, spec)
+    except InvalidParameterError as exc:
+        sections = len(spec.split(",")) if not spec.strip().startswith("ddim") else 0
+        fix = (f"; the {steps}-step process gives each of its {sections} section(s) about {steps // sections} steps, "
+               "so ask for fewer" if sections and str(exc).startswith("cannot divide") else "")
+        raise InvalidParameterError(f"--respacing {spec!r}: {exc}{fix}") from None
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 

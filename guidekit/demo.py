@@ -54,12 +54,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from .cli import check_writable, parse_params
+    from .cli import check_respacing, check_writable, parse_params
 
     if args.samples < 10:
         raise InvalidParameterError(f"--samples must be at least 10 (one per class), got {args.samples}")
     sampler_params = parse_params(args.sampler_param, "--sampler-param")
     sampler = create("sampler", args.sampler, **sampler_params)
+    check_respacing(args.respacing, 1000)  # the toy's and the bundled models' processes have 1000 steps
     if args.cfg_w < 0:
         raise InvalidParameterError(f"--cfg-w must be >= 0 (0 leaves the classifier-free row out), got {args.cfg_w:g}")
     check_writable(args.out, "--out")

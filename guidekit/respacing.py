@@ -46,8 +46,7 @@ def space_timesteps(num_timesteps: int, spec: str | list[int]) -> set[int]:
     for i, section_count in enumerate(section_counts):
         size = size_per + (1 if i < extra else 0)
         if size < section_count:
-            raise InvalidParameterError(f"cannot divide section of {size} steps into {section_count}; "
-                                        f"respacing {spec!r} asks for more steps than the process has: use at most {size}")
+            raise InvalidParameterError(f"cannot divide section of {size} steps into {section_count}")
         frac_stride = 1 if section_count <= 1 else (size - 1) / (section_count - 1)
         cur_idx = 0.0
         for _ in range(section_count):

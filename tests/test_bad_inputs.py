@@ -310,7 +310,7 @@ CLI_CASES: list[tuple[str, list[str], int, str]] = [
     ("#19 respacing ddim300 (no fix named)", ["demo", "--toy", "--respacing", "ddim300", "--out", "{root}/d"], 1,
      "the nearest ddimN that work: ddim250, ddim334"),
     ("#20 respacing 2000 of 1000 steps", ["demo", "--toy", "--respacing", "2000", "--out", "{root}/d"], 1,
-     "use at most 1000"),
+     "each of its 1 section(s) about 1000 steps, so ask for fewer"),
     ("#22 demo --cfg-w -1 (was ignored)", ["demo", "--cfg-w", "-1", "--out", "{root}/d"], 1, "--cfg-w must be >= 0"),
     ("#23 demo onto an earlier demo (was overwritten)", ["demo", "--toy", "--out", "{root}/olddemo"], 1,
      "holds an earlier demo (demo.json); pass --overwrite"),

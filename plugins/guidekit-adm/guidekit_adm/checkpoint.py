@@ -107,13 +107,16 @@ def check_compatible(model: nn.Module, state: Mapping[str, torch.Tensor], source
                          ("integer tensors where the model has floating-point ones (or the reverse)", wrong_kind)):
         if items:
             parts.append(_listing(title, items))
-    if {*missing, *unexpected} == {"label_emb.weight"} and not mismatched:  # only the class embedding differs
+    label_only = {*missing, *unexpected} == {"label_emb.weight"} and not mismatched  # only the class embedding differs
+    if missing or unexpected or mismatched:
+        matches = describe_matches(found)
+        if not (label_only and matches.startswith("no release config")):  # "closest: ..." would mislead then
+            parts.append(f"  hint: {matches}.")
+    if label_only:
         cond = "label_emb.weight" in found
         parts.append(f"  hint: the file holds a{' class-conditional' if cond else 'n unconditional'} model: use the "
                      f"flag --class_cond {cond} (guidekit sample: --{'' if cond else 'no-'}class-cond)")
-    elif missing or unexpected or mismatched:
-        parts.append(f"  hint: {describe_matches(found)}.")
-    else:
+    if not (missing or unexpected or mismatched):
         parts.append("  hint: the keys and shapes fit; the file stores these tensors with an integer dtype, so it "
                      "was not saved from the trained network: save model.state_dict() of the float model")
     raise CheckpointMismatchError("\n".join(parts))

@@ -43,7 +43,14 @@ import attrs
 import numpy as np
 import torch
 
-from guidekit.cli import accepts, check_guidance_params, check_writable, component_params, parse_params
+from guidekit.cli import (
+    accepts,
+    check_guidance_params,
+    check_respacing,
+    check_writable,
+    component_params,
+    parse_params,
+)
 from guidekit.devices import resolve_device
 from guidekit.errors import InvalidParameterError, LabelError
 
@@ -251,6 +258,7 @@ def run_sample(args: argparse.Namespace) -> int:
                                     "in its flags) or classifier guidance")
     # components first: a wrong name or parameter is reported before any checkpoint is read
     respacing = args.respacing if args.respacing is not None else getattr(config, "suggested_respacing", "250")
+    check_respacing(respacing, config.diffusion.steps)
     sampler_name = args.sampler or ("ddim" if respacing.startswith("ddim") else "ddpm")
     sampler_params = component_params("sampler", parse_params(args.sampler_param, "--sampler-param"), eta=args.eta)
     sampler = gk.create("sampler", sampler_name, **sampler_params)
