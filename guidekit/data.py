@@ -167,6 +167,8 @@ def load_dataset(source: str | os.PathLike[str], *, image_size: int | None = Non
     path = Path(source)
     if path.is_dir():
         return load_folder(path, image_size, channels)
+    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+        raise DatasetError(f"{path} is a single image; give the folder that holds one sub-folder of images per class")
     if path.is_file():
         return load_npz(path)
     raise DatasetError(

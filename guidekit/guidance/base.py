@@ -55,7 +55,15 @@ class Guidance(Protocol):
 def call_model(model: Callable[..., torch.Tensor], x_t: torch.Tensor, t: torch.Tensor,
                y: torch.Tensor | None, class_cond: bool) -> torch.Tensor:
     """``model(x_t, t, y=y)`` for a class-conditional model, else ``model(x_t, t)``; the output must be a tensor."""
-    out = model(x_t, t, y=y) if class_cond else model(x_t, t)
+    try:
+        out = model(x_t, t, y=y) if class_cond else model(x_t, t)
+    except TypeError as exc:
+        if class_cond and "unexpected keyword argument 'y'" in str(exc):
+            raise InvalidParameterError(
+                f"the model is called as model(x_t, t, y=y) (class-conditional) but does not take y ({exc}): drop "
+                "class_cond=True, or use a class-conditional model"
+            ) from None
+        raise
     if not isinstance(out, torch.Tensor):
         raise InvalidParameterError(f"the model returned {type(out).__name__}; it must return a tensor (eps, or eps ‖ v)")
     return out
@@ -172,8 +180,9 @@ def check_scale(value: Any, scaler: Any, state: GuidanceState, *, values: bool =
 
 def negative_scale_error(name: str, scales: list[float], where: str) -> InvalidParameterError:
     """The error for a scaler that returned negative scales without ``allows_negative = True``."""
+    listed = f" {scales}" if scales else ""
     return InvalidParameterError(
-        f"{name} returned negative scales {scales} at {where}: a negative scale pushes samples away from their "
+        f"{name} returned negative scales{listed} at {where}: a negative scale pushes samples away from their "
         "label. Return scales >= 0, or give the scaler the class attribute allows_negative = True if that is intended"
     )
 

@@ -90,9 +90,9 @@ class ClassifierFreeGuidance(ScaledGuidance):
         """(conditional, unconditional) model outputs: one forward of 2B, or two of B."""
         y_null = torch.full_like(y, null)
         if self.batched:
-            out = model(torch.cat([x_t, x_t]), torch.cat([t, t]), y=torch.cat([y, y_null]))
+            out = call_model(model, torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([y, y_null]), True)
             return out[: len(x_t)], out[len(x_t):]
-        return model(x_t, t, y=y), model(x_t, t, y=y_null)
+        return call_model(model, x_t, t, y, True), call_model(model, x_t, t, y_null, True)
 
     def combine(self, cond: torch.Tensor, uncond: torch.Tensor, w: torch.Tensor, x_t: torch.Tensor,
                 context: StepContext) -> torch.Tensor:

@@ -22,6 +22,8 @@ def check_data(images: torch.Tensor, labels: torch.Tensor | None) -> None:
         raise InvalidParameterError(f"{len(images)} images but {len(labels)} labels: give one label per image")
     if len(images) == 0:
         raise InvalidParameterError("no training images given")
+    if not bool(torch.isfinite(images).all()):
+        raise InvalidParameterError("the training images contain NaN or inf; clean or drop those images")
     if float(images.min()) >= 0 and float(images.max()) > 10:  # pixel values 0..255, not the [-1, 1] of the process
         raise InvalidParameterError(f"images range over [{float(images.min()):g}, {float(images.max()):g}], which looks "
                                     "like pixel values; the diffusion process expects [-1, 1]: use x / 127.5 - 1")

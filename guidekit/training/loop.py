@@ -9,6 +9,7 @@ losses as an uninterrupted one.
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,11 @@ def load_checkpoint_file(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt files
-        raise CheckpointError(f"cannot read training checkpoint {path}: {exc}. Delete it to start over") from None
+        # torch's own text for a refused unpickle suggests weights_only=False, which guidekit never does
+        why = ("it is damaged or not a guidekit training checkpoint" if isinstance(exc, pickle.UnpicklingError)
+               else str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__)
+        raise CheckpointError(f"cannot read training checkpoint {path} ({why}). Delete it to start over, or pass "
+                              "another checkpoint path") from None
 
 
 def fit(
