@@ -47,8 +47,8 @@ class Dataset:
 
     def split(self, holdout: int, seed: int = 0) -> tuple[Dataset, Dataset]:
         """A seeded split into (train, held-out) with ``holdout`` images in the second part."""
-        if not 0 < holdout < len(self):
-            raise DatasetError(f"holdout must be between 1 and {len(self) - 1}, got {holdout}")
+        if isinstance(holdout, bool) or not isinstance(holdout, int) or not 0 < holdout < len(self):
+            raise DatasetError(f"holdout must be an integer between 1 and {len(self) - 1}, got {holdout!r}")
         perm = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
         parts = perm[holdout:], perm[:holdout]
         return tuple(attrs.evolve(self, images=self.images[p], labels=self.labels[p]) for p in parts)  # type: ignore[return-value]
@@ -130,15 +130,20 @@ def load_folder(path: str | os.PathLike[str], image_size: int | None = None, cha
     mode = {1: "L", 3: "RGB", None: "RGB"}.get(channels)
     if mode is None:
         raise DatasetError(f"channels must be 1 or 3, got {channels}")
+    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1):
+        raise DatasetError(f"image_size must be a positive integer (pixels), got {image_size!r}")
     arrays, labels = [], []
     for index, folder in enumerate(classes):
         files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
         for f in files:
-            with Image.open(f) as im:
-                im = im.convert(mode)
-                if image_size is not None and im.size != (image_size, image_size):
-                    im = im.resize((image_size, image_size), Image.BICUBIC)
-                a = np.asarray(im, dtype=np.uint8)
+            try:
+                with Image.open(f) as im:
+                    im = im.convert(mode)
+                    if image_size is not None and im.size != (image_size, image_size):
+                        im = im.resize((image_size, image_size), Image.BICUBIC)
+                    a = np.asarray(im, dtype=np.uint8)
+            except OSError as exc:  # PIL's UnidentifiedImageError and truncated files are OSErrors
+                raise DatasetError(f"cannot read image {f} ({exc}); remove or replace it") from None
             arrays.append(a[..., None] if a.ndim == 2 else a)
             labels.append(index)
     if not arrays:
@@ -157,9 +162,13 @@ def load_dataset(source: str | os.PathLike[str], *, image_size: int | None = Non
     """``"mnist16"``, ``"digits"``, an ADM ``.npz`` file, or a folder of class sub-folders."""
     if isinstance(source, str) and source in NAMED:
         return NAMED[source]()
+    if not isinstance(source, (str, os.PathLike)):
+        raise DatasetError(f"a data set is named by a string ({', '.join(NAMED)}) or a path, got {source!r}")
     path = Path(source)
     if path.is_dir():
         return load_folder(path, image_size, channels)
+    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+        raise DatasetError(f"{path} is a single image; give the folder that holds one sub-folder of images per class")
     if path.is_file():
         return load_npz(path)
     raise DatasetError(

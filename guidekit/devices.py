@@ -25,3 +25,21 @@ def resolve_device(name: str, what: str = "--device") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InvalidParameterError(f"{what} {name}: CUDA is not available here; use {what} cpu (or auto)")
     return device
+
+
+def as_device(value: str | int | torch.device, what: str = "device", *, allow_meta: bool = False) -> torch.device:
+    """A device given as a string (see :func:`resolve_device`), a ``torch.device`` or a CUDA index, checked
+    to exist here; the ``meta`` device (no data) is refused unless ``allow_meta`` (building without memory)."""
+    if isinstance(value, str):
+        device = resolve_device(value, what=what)
+    else:
+        try:
+            device = torch.device(value)
+        except (RuntimeError, TypeError) as exc:
+            raise InvalidParameterError(f"{what} {value!r} cannot be used here ({exc}); use 'cpu', 'cuda', "
+                                        "'cuda:N' or 'auto'") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise InvalidParameterError(f"{what} {value!r}: CUDA is not available here; use 'cpu' (or 'auto')")
+    if device.type == "meta" and not allow_meta:
+        raise InvalidParameterError(f"{what} 'meta' holds no data, so nothing can be computed on it; use 'cpu' or 'cuda'")
+    return device

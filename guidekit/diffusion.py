@@ -46,6 +46,9 @@ class GaussianDiffusion:
     """A respaced Gaussian diffusion process (ADM's ``SpacedDiffusion``)."""
 
     def __init__(self, config: DiffusionConfig) -> None:
+        if not isinstance(config, DiffusionConfig):
+            raise InvalidParameterError(f"GaussianDiffusion takes a DiffusionConfig, got {type(config).__name__}; "
+                                        "build one with GaussianDiffusion.create(steps=..., schedule=..., ...)")
         self.config = config
         base_betas = beta_schedule(config.schedule, config.steps)
         base_cumprod = np.cumprod(1.0 - base_betas)
@@ -216,7 +219,12 @@ class GaussianDiffusion:
         shape = x_t.shape
         channels = shape[1]
         expected = 2 * channels if self.config.learn_sigma else channels
-        if model_output.shape[0] != shape[0] or model_output.shape[1] != expected or model_output.shape[2:] != shape[2:]:
+        if model_output.ndim != len(shape) or model_output.shape[0] != shape[0] or model_output.shape[2:] != shape[2:]:
+            raise InvalidParameterError(
+                f"model output has shape {tuple(model_output.shape)} but x_t is {tuple(shape)}: the model must keep "
+                f"x_t's batch and image size. Check the sample shape (B, C, H, W) against the model's input"
+            )
+        if model_output.shape[1] != expected:
             raise InvalidParameterError(
                 f"model output has shape {tuple(model_output.shape)} but x_t is {tuple(shape)}; with "
                 f"learn_sigma={self.config.learn_sigma} the model must return {expected} channels. "

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from .diffusion import GaussianDiffusion
 from .errors import InvalidParameterError, NonFiniteError
 from .guidance import ClassifierGuidance, GuidanceResult, GuidanceState, check_labels
+from .guidance.base import check_scale, negative_scale_error
 from .progress import progress as progress_bar
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": None}
@@ -73,7 +74,9 @@ def as_fast_config(fast: bool | FastConfig | dict[str, Any] | None) -> FastConfi
         try:
             return FastConfig(**fast)
         except (TypeError, ValueError) as exc:
-            raise InvalidParameterError(f"fast={fast!r}: {exc}; see guidekit.fast.FastConfig") from None
+            from .registry import reason
+
+            raise InvalidParameterError(f"fast={fast!r}: {reason(exc)}; see guidekit.fast.FastConfig") from None
     raise InvalidParameterError(f"fast must be True, False, a dict or a guidekit.fast.FastConfig; got {fast!r}")
 
 
@@ -183,12 +186,8 @@ class _NoiseBlocks:
 
 
 def _scale_of(guidance: ClassifierGuidance, state: GuidanceState) -> torch.Tensor:
-    s = torch.as_tensor(guidance.scaler(state), device=state.logits.device)
-    s = s.expand(state.batch_size) if s.ndim == 0 else s
-    if s.shape != (state.batch_size,):
-        raise InvalidParameterError(f"scaler {guidance.scaler!r} returned shape {tuple(s.shape)}, "
-                                    f"expected ({state.batch_size},)")
-    return s
+    """The scaler's output checked for type and shape; its values are checked with the other flags (no host read)."""
+    return check_scale(guidance.scaler(state), guidance.scaler, state, values=False)
 
 
 def _mark_bad(first_bad: torch.Tensor, x: torch.Tensor, step: int) -> torch.Tensor:
@@ -197,8 +196,8 @@ def _mark_bad(first_bad: torch.Tensor, x: torch.Tensor, step: int) -> torch.Tens
     return torch.where(bad & (first_bad < 0), step, first_bad)
 
 
-def _raise_if_bad(flags: dict[str, torch.Tensor], ts: list[int], offset: int) -> None:
-    """One host read of the non-finite records; raise for the earliest bad step."""
+def _raise_if_bad(flags: dict[str, torch.Tensor], ts: list[int], offset: int, scaler: Any = None) -> None:
+    """One host read of the non-finite (and negative-scale) records; raise for the earliest bad step."""
     names = list(flags)
     steps = torch.stack([flags[n] for n in names]).cpu()
     if not bool((steps >= 0).any()):
@@ -206,6 +205,8 @@ def _raise_if_bad(flags: dict[str, torch.Tensor], ts: list[int], offset: int) ->
     first = int(steps[steps >= 0].min())
     what = names[int(torch.nonzero((steps == first).any(dim=1))[0])]
     idx = (torch.nonzero((steps == first).any(dim=0)).flatten() + offset).tolist()
+    if what == "negative scale":
+        raise negative_scale_error(f"scaler {scaler!r}", [], f"step {first} (t={ts[first]}) for samples {idx[:16]}")
     raise NonFiniteError(
         f"non-finite {what} at step {first} (t={ts[first]}) for samples {idx[:16]}. Lower the guidance scale, "
         f"cap it (max_scale=...), or run the networks in float32 (fast=False or FastConfig(dtype='float32'))."
@@ -252,6 +253,11 @@ def sample_loop(
     layout = torch.channels_last if config.channels_last and x.ndim == 4 else torch.contiguous_format
     flags = {"classifier gradient": torch.full((batch,), -1, dtype=torch.int64, device=device),
              "sample": torch.full((batch,), -1, dtype=torch.int64, device=device)}
+    if not check_finite:
+        flags = {}
+    scaler = None if guidance is None else guidance.scaler
+    if guidance is not None and not getattr(scaler, "allows_negative", False):
+        flags["negative scale"] = torch.full((batch,), -1, dtype=torch.int64, device=device)
     steps = progress_bar(range(n - 1, -1, -1), total=n, desc=f"sampling {batch} (fast)", disable=not progress)
     for step, i in enumerate(steps):
         t = t_orig[i]
@@ -266,6 +272,9 @@ def sample_loop(
                 y_checked = True
             state = GuidanceState(t=t, t_index=i, num_steps=n, logits=logits, grad=grad, y=y, num_timesteps=T)
             scale = _scale_of(guidance, state).to(grad.dtype)
+            if "negative scale" in flags:
+                neg = flags["negative scale"]
+                flags["negative scale"] = torch.where((scale < 0) & (neg < 0), step, neg)
             grad = scale.view(-1, *([1] * (grad.ndim - 1))) * grad
             result = GuidanceResult(grad=grad, scale=scale, state=state)
             if check_finite:
@@ -275,11 +284,11 @@ def sample_loop(
             stepped = sampler.step(diff, out, x, t_index[i], guidance_grad=grad, noise=z, clip_denoised=clip_denoised)
         if check_finite:
             flags["sample"] = _mark_bad(flags["sample"], stepped.sample, step)
-            if config.check_every and (step + 1) % config.check_every == 0:
-                _raise_if_bad(flags, ts[::-1], sample_offset)
+        if flags and config.check_every and (step + 1) % config.check_every == 0:
+            _raise_if_bad(flags, ts[::-1], sample_offset, scaler)
         if callback is not None:
             callback(StepInfo(step, i, t, x, stepped.sample, stepped.pred_xstart, y, result))
         x = stepped.sample
-    if check_finite:
-        _raise_if_bad(flags, ts[::-1], sample_offset)
+    if flags:
+        _raise_if_bad(flags, ts[::-1], sample_offset, scaler)
     return x.contiguous()

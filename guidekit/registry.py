@@ -113,11 +113,15 @@ class Registry:
         comp = self.get(kind, name)
         check_parameters(f"{kind} {name!r}", comp.factory, params)
         try:
-            return comp.factory(**params)
+            built = comp.factory(**params)
         except (ValueError, TypeError) as exc:
             if isinstance(exc, InvalidParameterError):
                 raise
             raise InvalidParameterError(f"{kind} {name!r} rejected its parameters {params}: {reason(exc)}") from exc
+        if built is None:
+            raise InvalidParameterError(f"the factory of {kind} {name!r} ({comp.provider}) returned None; it must "
+                                        f"return the {kind} it builds (did it forget `return`?)")
+        return built
 
     # -- research-code registration -----------------------------------------------------------
     def add(self, kind: str, component: Component, *, replace: bool = False) -> None:

@@ -13,10 +13,10 @@ import attrs
 import numpy as np
 import torch
 
-from .devices import resolve_device
+from .devices import as_device
 from .diffusion import GaussianDiffusion
 from .errors import InvalidParameterError, LabelError, NonFiniteError
-from .guidance import Guidance, GuidanceResult, StepContext, as_guidance, call_model, check_labels
+from .guidance import Guidance, GuidanceResult, GuidedOutput, StepContext, as_guidance, call_model, check_labels
 from .progress import progress as progress_bar
 
 
@@ -77,6 +77,21 @@ def _check_arguments(model: Any, diffusion: Any, shape: Any, seed: Any, offset: 
             raise InvalidParameterError(f"{name} must be a non-negative integer, got {value!r}")
     if callback is not None and not callable(callback):
         raise InvalidParameterError(f"callback must be callable with a StepInfo, got {type(callback).__name__}")
+    channels = getattr(model, "image_channels", None)  # ADM networks: the channels x_t must have
+    if isinstance(channels, int) and dims and dims[1] != channels:
+        raise InvalidParameterError(f"shape {tuple(dims)} asks for {dims[1]}-channel images but the model denoises "
+                                    f"{channels}-channel ones: use shape (B, {channels}, H, W)")
+
+
+def _check_options(num_classes: Any, flags: dict[str, Any]) -> None:
+    """``num_classes`` a positive integer (or None); the on/off options real booleans ("no" is truthy)."""
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
+                                    or num_classes < 1):
+        raise InvalidParameterError(f"num_classes must be a positive integer (the labels drawn are 0..K-1), "
+                                    f"got {num_classes!r}")
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise InvalidParameterError(f"{name} must be True or False, got {value!r}")
 
 
 def sample(
@@ -111,17 +126,21 @@ def sample(
     torch.compile on CUDA, no host synchronisation in the loop); off by default.
     """
     _check_arguments(model, diffusion, shape, seed, sample_offset, callback)
+    _check_options(num_classes, {"clip_denoised": clip_denoised, "return_labels": return_labels,
+                                 "check_finite": check_finite})
     if isinstance(sampler, str):
         from .registry import create
 
         sampler = create("sampler", sampler)
-    if not hasattr(sampler, "step"):
-        raise InvalidParameterError(f"sampler must have a step(...) method, got {sampler!r}")
+    if isinstance(sampler, type) or not hasattr(sampler, "step"):
+        raise InvalidParameterError(f"sampler must be a sampler object with a step(...) method, or its name "
+                                    f"('ddim', 'ddpm'), got {sampler!r}" + (": call it, e.g. DDIMSampler()"
+                                                                             if isinstance(sampler, type) else ""))
     if device is None:
         params = getattr(model, "parameters", None)
         first = next(iter(params()), None) if callable(params) else None
         device = first.device if first is not None else torch.device("cpu")
-    device = resolve_device(device, what="device") if isinstance(device, str) else torch.device(device)
+    device = as_device(device, what="device")
     batch = shape[0]
     class_cond = _is_class_conditional(model) if class_cond is None else class_cond
     gens = [sample_generator(seed, sample_offset + i) for i in range(batch)]
@@ -160,6 +179,9 @@ def sample(
         else:
             context = StepContext(diffusion, step, i, n, T, class_cond)
             guided = guidance.guide(model, x, t, y, context)
+            if not isinstance(guided, GuidedOutput):
+                raise InvalidParameterError(f"{type(guidance).__name__}.guide(...) returned {type(guided).__name__}; "
+                                            "it must return a guidekit.GuidedOutput(model_output, grad, result)")
             out, grad, result = guided.model_output, guided.grad, guided.result
             if check_finite and grad is not None:
                 _check_finite(grad, "classifier gradient", step, int(t[0]), sample_offset)

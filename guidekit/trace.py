@@ -30,9 +30,18 @@ class GuidanceTrace:
         self.records: dict[str, list[list[float]]] = {f: [] for f in FIELDS}
 
     def __call__(self, info: StepInfo) -> None:
+        if not isinstance(info, StepInfo):
+            raise InvalidParameterError(f"a GuidanceTrace is a sampling callback: pass it as callback= to gk.sample, "
+                                        f"which calls it with a StepInfo (got {type(info).__name__})")
         g = info.guidance
         if g is None:
             return
+        width = next((len(row) for row in self.records["scale"] if row is not None), None)
+        if self.t and (info.step == 0 or width != len(g.scale)):
+            raise InvalidParameterError(
+                "this GuidanceTrace already holds the steps of another sample() call; its per-step records would "
+                "mix two runs. Use a new GuidanceTrace for each call"
+            )
         self.t.append(int(info.t[0]))
         s = g.state
         has_logits, has_grad = s.provides("logits"), s.provides("grad")
@@ -69,7 +78,7 @@ class GuidanceTrace:
         sampling order) where ‖s·∇‖ < ``threshold`` · peak. Returns a (B,) float64 tensor of original
         timesteps t; NaN for a sample whose ‖s·∇‖ never falls that low after its peak, or is 0 throughout.
         """
-        if not 0.0 < threshold < 1.0:
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
             raise InvalidParameterError(f"threshold must be in (0, 1), got {threshold!r}")
         if not self.t:
             return torch.zeros(0, dtype=torch.float64)
@@ -87,6 +96,9 @@ class GuidanceTrace:
 
     def plot(self, path: str | os.PathLike, label: str | None = None, ax: Any = None) -> Any:
         """Plot entropy, scale and guided-gradient norm against t (needs matplotlib: guidekit[plot])."""
+        if ax is not None:
+            raise InvalidParameterError("trace.plot draws its own figure of several panels and cannot draw into ax=; "
+                                        "drop ax and use the figure it returns, or plot trace.tensor(field) yourself")
         return plot_traces({label or "trace": self}, path)
 
 

@@ -18,7 +18,9 @@ import torch
 
 import guidekit as gk
 from guidekit.cli import main
-from guidekit.io import load_batch, save_grid, write_reference_batch, write_sample_batch
+from guidekit.data import load_dataset
+from guidekit.io import load_batch, save_grid, to_uint8, write_reference_batch, write_sample_batch
+from guidekit.metrics import FeatureStats, evaluate
 from guidekit.toy import GaussianMixtureToy
 
 TOY = GaussianMixtureToy(num_classes=4, shape=(1, 4, 4))
@@ -93,6 +95,96 @@ def _registered_twice() -> None:
 
     with gk.registered(Scalers(), name="twice"), gk.registered(Scalers(), name="twice"):
         pass
+
+
+def _fast(scaler: Any) -> torch.Tensor:
+    return _guided(scaler, fast=True)
+
+
+def _cfg(y: torch.Tensor = Y, **kw: Any) -> torch.Tensor:
+    guidance = gk.create("guidance", "classifier-free", gamma=2.0, **kw)
+    return gk.sample(TOY.conditional_denoiser(), DIFF, (2, 1, 4, 4), guidance=guidance, y=y, progress=False)
+
+
+def _step(sampler: str = "ddim", **kw: Any) -> Any:
+    x = torch.zeros(1, 1, 4, 4)
+    args = {"diffusion": DIFF, "model_output": x, "x_t": x, "t_index": 1, **kw}
+    return gk.create("sampler", sampler).step(args.pop("diffusion"), args.pop("model_output"), args.pop("x_t"),
+                                                args.pop("t_index"), **args)
+
+
+def _trace_reused(tmp: Path) -> Any:
+    trace = gk.GuidanceTrace()
+    _guided("constant", callback=trace)
+    return _guided("constant", callback=trace)
+
+
+def _train(tmp: Path, net: Any = None, diffusion: Any = DIFF, **kw: Any) -> Any:
+    args = {"images": torch.zeros(4, 1, 4, 4), "labels": torch.tensor([0, 1, 2, 3]), **kw}
+    config = gk.TrainConfig(steps=1, batch_size=2, log_every=1)
+    return gk.train_classifier(net if net is not None else _Net(), args.pop("images"), args.pop("labels"), diffusion,
+                               config, progress=False, **args)
+
+
+def _resume_with(tmp: Path, net: Any = None, diffusion: Any = DIFF) -> Any:
+    _train(tmp, checkpoint=tmp / "c.pt")
+    return _train(tmp, net=net, diffusion=diffusion, checkpoint=tmp / "c.pt", resume=True)
+
+
+class _Net5(_Net):
+    """A classifier of another architecture (5 classes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(16, 5)
+
+
+class _Conv(torch.nn.Module):
+    """An unconditional ε model with parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 1, 1)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def _image_folder(tmp: Path, name: str, data: bytes | None = None) -> Path:
+    (tmp / "a").mkdir()
+    if data is None:
+        save_grid(tmp / "a" / name, np.zeros((1, 4, 4, 1), np.uint8), padding=0)
+    else:
+        (tmp / "a" / name).write_bytes(data)
+    return tmp
+
+
+ADM_UNET = ("--image_size 8 --in_channels 1 --num_channels 32 --num_res_blocks 1 --channel_mult 1,2 "
+            "--attention_resolutions 2 --num_head_channels 32 --learn_sigma True")
+
+
+def _adm() -> Any:
+    import guidekit_adm
+
+    return guidekit_adm
+
+
+def _create_from_none_factory() -> Any:
+    from guidekit.registry import default_registry
+
+    @gk.register_scaler("bad-inputs-none", replace=True)
+    def none(gamma: float = 1.0) -> None:
+        return None
+
+    try:
+        return gk.create("scaler", "bad-inputs-none")
+    finally:
+        default_registry().remove("scaler", "bad-inputs-none")
+
+
+class _Extractor:
+    def extract(self, images: Any) -> dict:
+        raise AssertionError("not reached")
 
 
 # (id, thunk(tmp_path), error type, phrase of the message)
@@ -206,6 +298,181 @@ API_CASES: list[tuple[str, Callable[[Path], Any], type[BaseException], str]] = [
     ("misspelt hook name", lambda tmp: _registered(Plugin()), gk.PluginLoadError,
      "did you mean 'guidekit_scalers'"),
     ("two plugins under one name", lambda tmp: _registered_twice(), gk.PluginLoadError, "give it another name"),
+    # fuzz of the Python API (issue 11): sample() options
+    ("num_classes=-3 (was a torch RuntimeError)", lambda tmp: _plain(guidance=gk.ClassifierGuidance(TOY.classifier()), num_classes=-3),
+     gk.InvalidParameterError, "num_classes must be a positive integer"),
+    ("num_classes=2.5 (was silently 2)", lambda tmp: _plain(guidance=gk.ClassifierGuidance(TOY.classifier()), num_classes=2.5),
+     gk.InvalidParameterError, "num_classes must be a positive integer"),
+    ("clip_denoised='no' (was truthy)", lambda tmp: _plain(clip_denoised="no"), gk.InvalidParameterError,
+     "clip_denoised must be True or False"),
+    ("sampler given as a class", lambda tmp: _plain(sampler=type(gk.create("sampler", "ddim"))), gk.InvalidParameterError,
+     "call it, e.g. DDIMSampler()"),
+    ("device='meta'", lambda tmp: _plain(device=torch.device("meta")), gk.InvalidParameterError, "holds no data"),
+    ("device 0 without CUDA", lambda tmp: _plain(device=0) if not torch.cuda.is_available() else _plain(device="meta"),
+     gk.InvalidParameterError, "device"),
+    ("3-D shape (was a learn_sigma hint)", lambda tmp: _plain(shape=(1, 4, 4)), gk.InvalidParameterError,
+     "must keep x_t's batch and image size"),
+    ("class_cond=True for an unconditional model", lambda tmp: _plain(class_cond=True, y=Y), gk.InvalidParameterError,
+     "does not take y"),
+    ("guide() returns a tensor", lambda tmp: _plain(guidance=type("G", (), {"guide": lambda s, m, x, t, y, c: m(x, t)})(),
+                                                    y=Y), gk.InvalidParameterError, "must return a guidekit.GuidedOutput"),
+    ("gradient callable returns a tensor (was silently unguided)",
+     lambda tmp: _plain(guidance=lambda x, t, y, **kw: torch.zeros_like(x), y=Y), gk.InvalidParameterError,
+     "must return a guidekit.GuidanceResult"),
+    ("classifier returns a dict", lambda tmp: _plain(guidance=gk.ClassifierGuidance(lambda x, t: {"logits": x}), y=Y),
+     gk.InvalidParameterError, "classifier returned dict"),
+    ("fast=True, negative scale (was accepted)", lambda tmp: _fast(lambda s: torch.tensor([1.0, -2.0])),
+     gk.InvalidParameterError, "allows_negative = True"),
+    ("fast=True, scaler returns None", lambda tmp: _fast(lambda s: None), gk.InvalidParameterError, "returned None"),
+    ("fast config with a bad dtype (was attrs' tuple)", lambda tmp: _plain(fast={"dtype": "float8"}),
+     gk.InvalidParameterError, "'dtype' must be in ('bfloat16', 'float16', 'float32') (got 'float8'); see"),
+    # guidances, scalers and samplers
+    ("classifier guidance with a clean classifier", lambda tmp: gk.ClassifierGuidance(lambda x: x.flatten(1)),
+     gk.InvalidParameterError, "use gk.create('guidance', 'x0-classifier'"),
+    ("x0-classifier with a noise-aware classifier", lambda tmp: gk.create("guidance", "x0-classifier",
+                                                                          classifier=TOY.classifier()),
+     gk.InvalidParameterError, "pass timestep=0"),
+    ("x0-classifier not callable", lambda tmp: gk.create("guidance", "x0-classifier", classifier=3),
+     gk.InvalidParameterError, "classifier must be callable"),
+    ("x0-classifier timestep=-1", lambda tmp: gk.create("guidance", "x0-classifier", classifier=TOY.classifier(),
+                                                        timestep=-1), gk.InvalidParameterError, "non-negative integer t"),
+    ("x0-classifier clip='no'", lambda tmp: gk.create("guidance", "x0-classifier", classifier=lambda x: x, clip="no"),
+     gk.InvalidParameterError, "clip must be True or False"),
+    ("CFG null_label beyond the model's classes (was silent)", lambda tmp: _cfg(null_label=99), gk.InvalidParameterError,
+     "is not a class of the model (0..4)"),
+    ("CFG asked for the null label (was unguided)", lambda tmp: _cfg(y=torch.tensor([0, 4])), gk.LabelError,
+     "include the null label 4"),
+    ("CFG batched='no' (was truthy)", lambda tmp: gk.create("guidance", "classifier-free", batched="no"),
+     gk.InvalidParameterError, "batched must be True or False"),
+    ("apg eta=nan (was accepted)", lambda tmp: gk.create("guidance", "apg", eta=math.nan), gk.InvalidParameterError,
+     "must be finite"),
+    ("interval beyond the process (never guided)", lambda tmp: _guided(gk.create("scaler", "interval", start=2000,
+                                                                                 end=3000)),
+     gk.InvalidParameterError, "guidance would never apply"),
+    ("entropy max_scale='5' (was a '>' TypeError)", lambda tmp: gk.create("scaler", "entropy", max_scale="x"),
+     gk.InvalidParameterError, "could not convert string to float"),
+    ("entropy min_entropy=inf (was scale 0 in ed-dpm mode)", lambda tmp: gk.create("scaler", "entropy",
+                                                                                   min_entropy=math.inf),
+     gk.InvalidParameterError, "must be finite"),
+    ("ddim eta=1.5 (was NaN samples, 'lower the guidance scale')", lambda tmp: gk.create("sampler", "ddim", eta=1.5),
+     gk.InvalidParameterError, "'eta' must be <= 1.0"),
+    ("step noise of another shape (was broadcast)", lambda tmp: _step("ddpm", noise=torch.zeros(2, 1, 4, 4)),
+     gk.InvalidParameterError, "noise has shape (2, 1, 4, 4)"),
+    ("step guidance_scale without a gradient (was ignored)", lambda tmp: _step("ddpm", guidance_scale=torch.ones(1)),
+     gk.InvalidParameterError, "no guidance_grad was given"),
+    ("step x_t as numpy", lambda tmp: _step(x_t=np.zeros((1, 1, 4, 4), np.float32)), gk.InvalidParameterError,
+     "x_t must be a torch tensor"),
+    ("step diffusion as a string", lambda tmp: _step(diffusion="ddim2"), gk.InvalidParameterError,
+     "diffusion must be a GaussianDiffusion"),
+    ("GaussianDiffusion(dict)", lambda tmp: gk.GaussianDiffusion({"steps": 10}), gk.InvalidParameterError,
+     "GaussianDiffusion.create(steps=..."),
+    # traces
+    ("trace reused for a second run (was mixed, or a ValueError)", _trace_reused, gk.InvalidParameterError,
+     "Use a new GuidanceTrace for each call"),
+    ("trace.plot(ax=...) (was ignored)", lambda tmp: gk.GuidanceTrace().plot(tmp / "t.png", ax=object()),
+     gk.InvalidParameterError, "cannot draw into ax="),
+    ("vanishing_points threshold '0.1'", lambda tmp: gk.GuidanceTrace().vanishing_points("0.1"),
+     gk.InvalidParameterError, "threshold must be in (0, 1)"),
+    ("trace called with a non-StepInfo", lambda tmp: gk.GuidanceTrace()(3), gk.InvalidParameterError,
+     "pass it as callback="),
+    # files and metrics
+    ("NaN images written (was silent)", lambda tmp: write_sample_batch(tmp / "a.npz", torch.full((2, 1, 4, 4), math.nan)),
+     gk.InvalidParameterError, "contain NaN or inf"),
+    ("to_uint8 of N×H×W×C floats (was transposed)", lambda tmp: to_uint8(torch.zeros(2, 8, 8, 3)),
+     gk.InvalidParameterError, "looks like N×H×W×C"),
+    ("load_batch of a folder (was 'does not exist')", lambda tmp: load_batch(tmp), gk.GuidekitError, "is a folder"),
+    ("load_batch(None)", lambda tmp: load_batch(None), gk.InvalidParameterError, "from an .npz path"),
+    ("grid nrow=2.5", lambda tmp: save_grid(tmp / "g.png", np.zeros((2, 4, 4, 1), np.uint8), nrow=2.5),
+     gk.InvalidParameterError, "(integers)"),
+    ("grid pad_value=300", lambda tmp: save_grid(tmp / "g.png", np.zeros((2, 4, 4, 1), np.uint8), pad_value=300),
+     gk.InvalidParameterError, "0..255"),
+    ("FeatureStats of a string", lambda tmp: FeatureStats().update("abc"), gk.InvalidParameterError,
+     "numeric (B, D) array"),
+    ("evaluate device='gpu' (was raised after the features)", lambda tmp: evaluate(tmp / "r.npz", tmp / "s.npz",
+                                                                                   device="gpu"),
+     gk.InvalidParameterError, "'gpu' is not a torch device"),
+    ("evaluate an array instead of a file", lambda tmp: evaluate(np.zeros((4, 8, 8, 1), np.uint8), tmp / "s.npz",
+                                                                 extractor=_Extractor()),
+     gk.InvalidParameterError, "from an .npz path"),
+    # training
+    ("TrainConfig steps='10' (was a TypeError)", lambda tmp: gk.TrainConfig(steps="10"), gk.InvalidParameterError,
+     "TrainConfig steps must be an integer >= 1"),
+    ("TrainConfig batch_size=1.5 (was accepted)", lambda tmp: gk.TrainConfig(batch_size=1.5), gk.InvalidParameterError,
+     "batch_size must be an integer"),
+    ("TrainConfig lr=inf (was NaN loss, 'lower the learning rate')", lambda tmp: gk.TrainConfig(lr=math.inf),
+     gk.InvalidParameterError, "lr must be a finite number > 0"),
+    ("TrainConfig seed='a'", lambda tmp: gk.TrainConfig(seed="a"), gk.InvalidParameterError, "seed must be an integer"),
+    ("TrainConfig loss_params='eta=0.2'", lambda tmp: gk.TrainConfig(loss_params="eta=0.2"), gk.InvalidParameterError,
+     "loss_params must be a dict"),
+    ("train a classifier without labels", lambda tmp: _train(tmp, labels=None), gk.InvalidParameterError,
+     "trained on labels"),
+    ("train on 0..255 float pixels (was silent)", lambda tmp: _train(tmp, images=torch.full((4, 1, 4, 4), 200.0)),
+     gk.InvalidParameterError, "looks like pixel values"),
+    ("train on NaN images (was 'lower the learning rate')", lambda tmp: _train(tmp, images=torch.full((4, 1, 4, 4),
+                                                                                                      math.nan)),
+     gk.InvalidParameterError, "contain NaN or inf"),
+    ("train with diffusion as a string", lambda tmp: _train(tmp, diffusion="ddim25"), gk.InvalidParameterError,
+     "diffusion must be a GaussianDiffusion"),
+    ("checkpoint is a folder (was 'already holds a run')", lambda tmp: _train(tmp, checkpoint=tmp),
+     gk.InvalidParameterError, "is a folder; give a file path"),
+    ("checkpoint under a file (was FileExistsError after training)",
+     lambda tmp: (tmp.joinpath("f").write_text("x"), _train(tmp, checkpoint=tmp / "f" / "c.pt")),
+     gk.InvalidParameterError, "which is a file, not a folder"),
+    ("resume=True with overwrite=True (was resume)", lambda tmp: _train(tmp, checkpoint=tmp / "c.pt", resume=True,
+                                                                        overwrite=True),
+     gk.InvalidParameterError, "give one"),
+    ("resume into another architecture (was RuntimeError)", lambda tmp: _resume_with(tmp, net=_Net5()),
+     gk.CheckpointError, "weights of another architecture"),
+    ("resume with another diffusion process (was silent)",
+     lambda tmp: _resume_with(tmp, diffusion=gk.GaussianDiffusion.create(steps=500, learn_sigma=False)),
+     gk.InvalidParameterError, "Use the same diffusion process"),
+    ("damaged checkpoint (hint was weights_only=False)", lambda tmp: (tmp.joinpath("c.pt").write_text("x"),
+                                                                      _train(tmp, checkpoint=tmp / "c.pt", resume=True)),
+     gk.CheckpointError, "damaged or not a guidekit training checkpoint"),
+    ("stop_after=-1 (was 0 steps)", lambda tmp: _train(tmp, stop_after=-1), gk.InvalidParameterError,
+     "stop_after must be None or an integer >= 0"),
+    ("training callback not callable (was raised at the first log)", lambda tmp: _train(tmp, callback=3),
+     gk.InvalidParameterError, "callback must be callable"),
+    ("labels for an unconditional diffusion model (were ignored)",
+     lambda tmp: gk.train_diffusion(_Conv(), torch.zeros(4, 1, 4, 4), torch.tensor([0, 1, 2, 3]), DIFF.__class__.create(
+         steps=100, learn_sigma=False), gk.TrainConfig(steps=1, batch_size=2), progress=False),
+     gk.InvalidParameterError, "trained unconditionally"),
+    # data sets
+    ("load_dataset(None)", lambda tmp: load_dataset(None), gk.GuidekitError, "named by a string"),
+    ("a corrupt image in a folder (was PIL's error)", lambda tmp: load_dataset(_image_folder(tmp, "x.png", b"no")),
+     gk.GuidekitError, "cannot read image"),
+    ("image_size=0", lambda tmp: load_dataset(_image_folder(tmp, "x.png"), image_size=0), gk.GuidekitError,
+     "image_size must be a positive integer"),
+    ("one image given as a data set (was 'not a valid .npz')", lambda tmp: load_dataset(_image_folder(tmp, "x.png") / "a"
+                                                                                         / "x.png"),
+     gk.GuidekitError, "is a single image"),
+    ("split holdout=1.5", lambda tmp: load_dataset("digits").split(1.5), gk.GuidekitError, "must be an integer"),
+    # registries, bundled and ADM networks, compare
+    ("factory returns None", lambda tmp: _create_from_none_factory(), gk.InvalidParameterError, "returned None"),
+    ("bundled model path is a folder (was 'not found')", lambda tmp: gk.create("network", "mnist16-oracle", path=tmp),
+     gk.CheckpointError, "is a folder"),
+    ("bundled model from a .pt file (was SafetensorError)",
+     lambda tmp: (torch.save({}, tmp / "x.pt"), gk.create("network", "mnist16-oracle", path=tmp / "x.pt")),
+     gk.CheckpointError, "as .safetensors"),
+    ("bundled model device='gpu'", lambda tmp: gk.create("network", "mnist16-oracle", device="gpu"),
+     gk.InvalidParameterError, "is not a torch device"),
+    ("ADM create_model device='gpu'", lambda tmp: _adm().create_model(ADM_UNET, device="gpu"), gk.InvalidParameterError,
+     "'gpu' is not a torch device"),
+    ("ADM load_checkpoint path=None", lambda tmp: _adm().load_checkpoint(ADM_UNET, None), gk.InvalidParameterError,
+     "path must be the checkpoint file"),
+    ("ADM network built with path=", lambda tmp: gk.create("network", "64x64_diffusion", path="w.pt", device="meta"),
+     gk.InvalidParameterError, "guidekit_adm.load_checkpoint(name, path)"),
+    ("mnist16 model with 3-channel shape (was a conv error)",
+     lambda tmp: gk.sample(gk.create("network", "mnist16-unet"), gk.GaussianDiffusion.from_release(
+         "mnist16-unet", respacing="ddim2"), (1, 3, 16, 16), progress=False),
+     gk.InvalidParameterError, "the model denoises 1-channel ones"),
+    ("compare classifiers as one string (was split into letters)",
+     lambda tmp: gk.compare("mnist16-unet", "mnist16-classifier-ce", "constant:0", out=tmp / "o", seeds=0),
+     gk.InvalidParameterError, "--seeds must be >= 1"),
+    ("compare accuracy_levels=[1.5] (was accepted)",
+     lambda tmp: gk.compare("mnist16-unet", ["mnist16-classifier-ce"], ["constant:0"], out=tmp / "o",
+                            accuracy_levels=[1.5], num_samples=1),
+     gk.InvalidParameterError, "accuracies in (0, 1]"),
 ]
 
 
@@ -332,9 +599,9 @@ CLI_CASES: list[tuple[str, list[str], int, str]] = [
     ("#126 train 8px data with 16px flags (was 'a bug in guidekit')", ["train-classifier", "--data", "{lab8}",
      "--flags", CLF8.replace("image_size 8", "image_size 16"), *TRAIN], 1, "use --image_size 8 in --flags"),
     ("#129 train --steps 0 (was 'a bug in guidekit')", ["train-classifier", "--data", "mnist16", "--flags", CLF8,
-     *TRAIN, "--steps", "0"], 1, "--steps must be >= 1"),
+     *TRAIN, "--steps", "0"], 1, "--steps must be an integer >= 1, got 0"),
     ("#130 train --ema-decay 2 (was 'a bug in guidekit')", ["train-diffusion", "--data", "mnist16", "--flags", UNET8,
-     *TRAIN, "--ema-decay", "2"], 1, "--ema-decay must be < 1.0"),
+     *TRAIN, "--ema-decay", "2"], 1, "--ema-decay must be in [0, 1), got 2.0"),
     ("#131 train --class-dropout on an unconditional model (hint named no flag)", ["train-diffusion", "--data", "{lab8}",
      "--flags", UNET8, *TRAIN, "--class-dropout", "0.2"], 1, "add --class_cond True to --flags"),
     ("#132 train --null-label among the data's labels", ["train-diffusion", "--data", "{lab8}", "--flags",
@@ -347,9 +614,9 @@ CLI_CASES: list[tuple[str, list[str], int, str]] = [
     ("#107 compare --scaler constant:1,1 (computed twice)", [*COMPARE[:6], "constant:1,1", *COMPARE[7:]], 1,
      "repeats a gamma value"),
     ("#99 compare --reference of another size (was accepted)", [*COMPARE, "--reference", "{s8}"], 1,
-     "would compare unlike things"),
+     "Give a reference of the model's image size"),
     ("#102 compare --model-path unreadable for a bundled network (was 'a bug in guidekit')",
-     [*COMPARE, "--model-path", "{exists}"], 1, "give a .safetensors file of mnist16-unet's weights"),
+     [*COMPARE, "--model-path", "{exists}"], 1, "as .safetensors"),
     ("#114 compare-plot onto earlier results (were overwritten)", ["compare-plot", "{root}/a", "{root}/b", "--out",
      "{root}/merged"], 1, "holds results already; pass --overwrite"),
     ("#116 compare-plot --out is a file (was 'File exists')", ["compare-plot", "{root}/a", "{root}/b", "--out",

@@ -170,6 +170,11 @@ def compare(
 
     if isinstance(scalers, Mapping):
         scalers = [f"{n}:{','.join(str(g) for g in gs)}" for n, gs in scalers.items()]
+    scalers = [scalers] if isinstance(scalers, str) else scalers  # one sweep given as "constant:0,1,2"
+    classifiers = [classifiers] if isinstance(classifiers, str) else classifiers
+    classifier_paths = [classifier_paths] if isinstance(classifier_paths, (str, Path)) else classifier_paths
+    if accuracy_levels is not None and not all(isinstance(a, (int, float)) and 0 < a <= 1 for a in accuracy_levels):
+        raise InvalidParameterError(f"accuracy_levels are accuracies in (0, 1], got {list(accuracy_levels)}")
     if isinstance(sampler_params, Mapping):
         sampler_kwargs = dict(sampler_params)
     else:
@@ -235,9 +240,10 @@ def compare(
     shape = models.image_shape(net, ref_shape)
     if ref_shape is not None and tuple(ref_shape[1:]) != (shape[1], shape[2], shape[0]):
         raise InvalidParameterError(
-            f"the reference {reference_batch or dataset} holds {ref_shape[1]}×{ref_shape[2]}×"
-            f"{ref_shape[3]} images (H×W×C) but the model samples {shape[1]}×{shape[2]}×{shape[0]}: FD against it "
-            "would compare unlike things; give a --reference of the model's size and channels")
+            f"the model makes {shape[1]}×{shape[2]} images with {shape[0]} channel(s) but the reference "
+            f"{str(reference_batch or dataset)!r} holds {ref_shape[1]}×{ref_shape[2]}×{ref_shape[3]} (H×W×C): the "
+            "judge would compare unlike images. Give a reference of the model's image size and channels"
+        )
     model_k = getattr(net, "num_classes", None)
     if clfs:
         ks = {label: models.num_classes_of(c, shape, dev, label) for label, c in clfs.items()}

@@ -7,6 +7,7 @@ x̂0 = x̂0_c + (w − 1)·(Δ_⊥ + η·Δ_∥). With η = 1, r = 0, β = 0 thi
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -26,6 +27,11 @@ class AdaptiveProjectedGuidance(ClassifierFreeGuidance):
     def __init__(self, scaler: Scaler | str = "constant", *, eta: float = 0.0, norm_threshold: float = 0.0,
                  momentum: float = 0.0, **params: Any) -> None:
         super().__init__(scaler, **params)
+        bad = [f"{k}={v!r}" for k, v in (("eta", eta), ("norm_threshold", norm_threshold), ("momentum", momentum))
+               if not math.isfinite(float(v))]
+        if bad:
+            raise InvalidParameterError(f"{', '.join(bad)}: APG's parameters must be finite numbers "
+                                        "(norm_threshold=0 means no cap)")
         if float(eta) < 0 or float(norm_threshold) < 0:
             raise InvalidParameterError(f"eta and norm_threshold must be >= 0, got eta={eta}, norm_threshold={norm_threshold}")
         self.eta, self.norm_threshold, self.momentum = float(eta), float(norm_threshold), float(momentum)

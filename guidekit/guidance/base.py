@@ -55,7 +55,15 @@ class Guidance(Protocol):
 def call_model(model: Callable[..., torch.Tensor], x_t: torch.Tensor, t: torch.Tensor,
                y: torch.Tensor | None, class_cond: bool) -> torch.Tensor:
     """``model(x_t, t, y=y)`` for a class-conditional model, else ``model(x_t, t)``; the output must be a tensor."""
-    out = model(x_t, t, y=y) if class_cond else model(x_t, t)
+    try:
+        out = model(x_t, t, y=y) if class_cond else model(x_t, t)
+    except TypeError as exc:
+        if class_cond and "unexpected keyword argument 'y'" in str(exc):
+            raise InvalidParameterError(
+                f"the model is called as model(x_t, t, y=y) (class-conditional) but does not take y ({exc}): drop "
+                "class_cond=True, or use a class-conditional model"
+            ) from None
+        raise
     if not isinstance(out, torch.Tensor):
         raise InvalidParameterError(f"the model returned {type(out).__name__}; it must return a tensor (eps, or eps ‖ v)")
     return out
@@ -67,6 +75,9 @@ def model_then_gradient(fn: Callable[..., GuidanceResult], model: Callable[..., 
     with torch.no_grad():
         out = call_model(model, x_t, t, y, context.class_cond)
     result = fn(x_t, t, y, t_index=context.t_index, num_steps=context.num_steps, num_timesteps=context.num_timesteps)
+    if not isinstance(result, GuidanceResult):
+        raise InvalidParameterError(f"the guidance function {fn!r} returned {type(result).__name__}; it must return a "
+                                    "guidekit.GuidanceResult(grad=s·∇, scale=s, state=...)")
     return GuidedOutput(out, result.grad, result)
 
 
@@ -90,6 +101,26 @@ def as_guidance(guidance: Any) -> Guidance:
     raise InvalidParameterError(
         f"guidance must be a guidance component (gk.create('guidance', ...)) with a guide(...) method, got {guidance!r}"
     )
+
+
+def check_call(fn: Any, nargs: int, what: str, hint: str) -> None:
+    """Raise a named error when ``fn`` cannot take ``nargs`` positional arguments (when its signature is known)."""
+    target = fn.forward if isinstance(fn, torch.nn.Module) else fn
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(*range(nargs))
+    except TypeError as exc:
+        raise InvalidParameterError(f"{what} cannot be called with {nargs} argument(s) ({exc}); {hint}") from None
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """``value`` as a bool, refusing anything else (the string "no" would be truthy)."""
+    if not isinstance(value, bool):
+        raise InvalidParameterError(f"{name} must be True or False, got {value!r}")
+    return value
 
 
 def takes_classifier(name: str) -> bool:
@@ -116,9 +147,10 @@ def resolve_scaler(scaler: Scaler | str, scaler_params: dict[str, Any]) -> Scale
     return scaler
 
 
-def check_scale(value: Any, scaler: Any, state: GuidanceState) -> torch.Tensor:
+def check_scale(value: Any, scaler: Any, state: GuidanceState, *, values: bool = True) -> torch.Tensor:
     """A scaler's output as a real (B,) tensor that is finite and, unless the scaler sets
-    ``allows_negative = True``, non-negative (a negative scale guides away from y)."""
+    ``allows_negative = True``, non-negative (a negative scale guides away from y).
+    ``values=False`` checks only type and shape, without reading the values back to the host."""
     name = f"scaler {scaler!r}"
     if value is None:
         raise InvalidParameterError(f"{name} returned None; it must return a (B,) tensor of scales (did it forget `return`?)")
@@ -133,6 +165,8 @@ def check_scale(value: Any, scaler: Any, state: GuidanceState) -> torch.Tensor:
     if s.shape != (state.batch_size,):
         raise InvalidParameterError(f"{name} returned shape {tuple(s.shape)}, expected ({state.batch_size},)")
     s = s if s.is_floating_point() else s.float()  # integer or boolean scales
+    if not values:
+        return s
     bad = ~torch.isfinite(s)
     if bool(bad.any()):
         raise NonFiniteError(
@@ -140,12 +174,17 @@ def check_scale(value: Any, scaler: Any, state: GuidanceState) -> torch.Tensor:
             f"t={state.timesteps.tolist()}; set a floor or max_scale"
         )
     if not getattr(scaler, "allows_negative", False) and bool((s < 0).any()):
-        raise InvalidParameterError(
-            f"{name} returned negative scales {s[s < 0].tolist()[:8]} at t={state.timesteps.tolist()}: a negative scale "
-            "pushes samples away from their label. Return scales >= 0, or give the scaler the class attribute "
-            "allows_negative = True if that is intended"
-        )
+        raise negative_scale_error(name, s[s < 0].tolist()[:8], f"t={state.timesteps.tolist()}")
     return s
+
+
+def negative_scale_error(name: str, scales: list[float], where: str) -> InvalidParameterError:
+    """The error for a scaler that returned negative scales without ``allows_negative = True``."""
+    listed = f" {scales}" if scales else ""
+    return InvalidParameterError(
+        f"{name} returned negative scales{listed} at {where}: a negative scale pushes samples away from their "
+        "label. Return scales >= 0, or give the scaler the class attribute allows_negative = True if that is intended"
+    )
 
 
 class ScaledGuidance:
@@ -171,6 +210,9 @@ class ScaledGuidance:
         Call under ``torch.enable_grad()``. A scaler with ``needs_grad = False`` runs before the
         backward pass, and if it returns 0 for the whole batch that pass is skipped.
         """
+        if not isinstance(logits, torch.Tensor):
+            raise InvalidParameterError(f"classifier returned {type(logits).__name__}; it must return a tensor of "
+                                        "logits (B, K)")
         if logits.ndim != 2 or logits.shape[0] != x_in.shape[0]:
             raise InvalidParameterError(
                 f"classifier returned shape {tuple(logits.shape)}; it must return logits of shape (B, K)"

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from ..errors import InvalidParameterError, LabelError
-from .base import GuidedOutput, ScaledGuidance, StepContext, call_model
+from .base import GuidedOutput, ScaledGuidance, StepContext, call_model, check_flag
 from .state import GuidanceResult, GuidanceState, Scaler
 
 
@@ -40,8 +40,8 @@ class ClassifierFreeGuidance(ScaledGuidance):
         if null_label is not None and (isinstance(null_label, bool) or not isinstance(null_label, int) or null_label < 0):
             raise InvalidParameterError(f"null_label must be a non-negative integer label, got {null_label!r}")
         self.null_label = null_label
-        self.batched = bool(batched)
-        self.skip_unused = bool(skip_unused)
+        self.batched = check_flag(batched, "batched")
+        self.skip_unused = check_flag(skip_unused, "skip_unused")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(scaler={self.scaler!r}, null_label={self.null_label}, batched={self.batched})"
@@ -57,6 +57,18 @@ class ClassifierFreeGuidance(ScaledGuidance):
             f"{self.name} guidance needs the model's null label (the class it was trained with for 'no label'): "
             f"the model has no card['null_label']; pass null_label=... (e.g. --guidance-param null_label=10)"
         )
+
+    def check_null_label(self, null: int, num_classes: Any, y: torch.Tensor) -> None:
+        """The null label is one of the model's classes, and no requested label is the null label."""
+        if isinstance(num_classes, int) and null >= num_classes:
+            raise InvalidParameterError(f"null_label {null} is not a class of the model (0..{num_classes - 1}); pass "
+                                        "the label it was trained with for 'no class' (usually its last)")
+        if bool((y == null).any()):
+            raise LabelError(
+                f"labels y include the null label {null} (the model's 'no class'), where guidance does nothing; ask "
+                f"for real labels only" + (f" (0..{null - 1}; when labels are drawn, num_classes={null})"
+                                           if num_classes == null + 1 else "")
+            )
 
     def num_labels(self, model: Any) -> int:
         """How many real labels to draw from when y is not given: those below a last-index null label."""
@@ -78,9 +90,9 @@ class ClassifierFreeGuidance(ScaledGuidance):
         """(conditional, unconditional) model outputs: one forward of 2B, or two of B."""
         y_null = torch.full_like(y, null)
         if self.batched:
-            out = model(torch.cat([x_t, x_t]), torch.cat([t, t]), y=torch.cat([y, y_null]))
+            out = call_model(model, torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([y, y_null]), True)
             return out[: len(x_t)], out[len(x_t):]
-        return model(x_t, t, y=y), model(x_t, t, y=y_null)
+        return call_model(model, x_t, t, y, True), call_model(model, x_t, t, y_null, True)
 
     def combine(self, cond: torch.Tensor, uncond: torch.Tensor, w: torch.Tensor, x_t: torch.Tensor,
                 context: StepContext) -> torch.Tensor:
@@ -95,6 +107,7 @@ class ClassifierFreeGuidance(ScaledGuidance):
                 "this model is unconditional (pass class_cond=True if it takes y)"
             )
         null = self.null_label_of(model)
+        self.check_null_label(null, getattr(model, "num_classes", None), y)
         state = GuidanceState(t=t, t_index=context.t_index, num_steps=context.num_steps, logits=None, grad=None,
                               y=y, num_timesteps=context.num_timesteps, neutral=self.neutral, guidance=self.name)
         w = self.scale(state)

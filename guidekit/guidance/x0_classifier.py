@@ -12,7 +12,8 @@ from typing import Any
 
 import torch
 
-from .base import GuidedOutput, ScaledGuidance, StepContext, call_model
+from ..errors import InvalidParameterError
+from .base import GuidedOutput, ScaledGuidance, StepContext, call_model, check_call, check_flag
 from .state import Scaler
 
 
@@ -26,9 +27,20 @@ class X0ClassifierGuidance(ScaledGuidance):
     def __init__(self, classifier: Callable[..., torch.Tensor], scaler: Scaler | str = "constant", *,
                  timestep: int | None = None, clip: bool = False, **scaler_params: Any) -> None:
         super().__init__(scaler, **scaler_params)
+        if not callable(classifier):
+            raise InvalidParameterError(f"classifier must be callable as classifier(x0) -> logits (B, K), got {classifier!r}")
+        if timestep is not None and (isinstance(timestep, bool) or not isinstance(timestep, int) or timestep < 0):
+            raise InvalidParameterError(f"timestep must be None or a non-negative integer t, got {timestep!r}")
+        if timestep is None:
+            check_call(classifier, 1, f"the classifier {type(classifier).__name__}",
+                       "x0-classifier guidance calls classifier(x0); for a noise-aware classifier that takes "
+                       "(x, t) pass timestep=0 to call it as classifier(x0, 0)")
+        else:
+            check_call(classifier, 2, f"the classifier {type(classifier).__name__}",
+                       "with timestep=k it is called as classifier(x0, k); drop timestep for a classifier of x0 alone")
         self.classifier = classifier
         self.timestep = timestep
-        self.clip = bool(clip)
+        self.clip = check_flag(clip, "clip")
 
     def __repr__(self) -> str:
         return f"X0ClassifierGuidance(classifier={type(self.classifier).__name__}, scaler={self.scaler!r})"

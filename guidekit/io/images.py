@@ -21,6 +21,12 @@ def to_uint8(x: torch.Tensor | np.ndarray) -> torch.Tensor:
         raise InvalidParameterError(f"to_uint8 expects floating-point images in [-1, 1], got dtype {t.dtype}")
     if t.ndim not in (3, 4):
         raise InvalidParameterError(f"to_uint8 expects NCHW or CHW images, got shape {tuple(t.shape)}")
+    if t.shape[-3] not in (1, 3, 4) and t.shape[-1] in (1, 3, 4):
+        raise InvalidParameterError(f"to_uint8 expects channels first (N×C×H×W), got shape {tuple(t.shape)}, which "
+                                    "looks like N×H×W×C: pass x.permute(0, 3, 1, 2)")
+    if not bool(torch.isfinite(t).all()):
+        raise InvalidParameterError("the images contain NaN or inf, which have no pixel value; "
+                                    "check the sampling run that produced them (check_finite=True)")
     out = ((t + 1) * 127.5).clamp(0, 255).to(torch.uint8)
     return out.permute(1, 2, 0).contiguous() if out.ndim == 3 else out.permute(0, 2, 3, 1).contiguous()
 

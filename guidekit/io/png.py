@@ -51,8 +51,12 @@ def make_grid(x: Any, nrow: int | None = None, padding: int = 2, pad_value: int 
     if n == 0:
         raise InvalidParameterError("save_grid needs at least one image")
     nrow = nrow if nrow is not None else max(1, math.ceil(math.sqrt(n)))
-    if nrow < 1 or padding < 0:
-        raise InvalidParameterError(f"nrow must be >= 1 and padding >= 0, got nrow={nrow}, padding={padding}")
+    ints = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (nrow, padding, pad_value))
+    if not ints or nrow < 1 or padding < 0:
+        raise InvalidParameterError(f"nrow must be >= 1 and padding >= 0 (integers), got nrow={nrow!r}, "
+                                    f"padding={padding!r}")
+    if not 0 <= pad_value <= 255:
+        raise InvalidParameterError(f"pad_value is a uint8 grey level 0..255, got {pad_value!r}")
     cols, rows = min(nrow, n), math.ceil(n / nrow)
     grid = np.full((rows * (h + padding) + padding, cols * (w + padding) + padding, c), pad_value, np.uint8)
     for i in range(n):

@@ -44,7 +44,12 @@ class NpzBatch:
     """A lazily read ADM-layout batch. Images are read in chunks with :meth:`iter_images`."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise InvalidParameterError(f"a batch is read from an .npz path, got {type(path).__name__}; write arrays "
+                                        "with guidekit.io.write_sample_batch / write_reference_batch first")
         self.path = Path(path)
+        if self.path.is_dir():
+            raise BatchFileError(f"batch path {str(self.path)!r} is a folder; give the .npz file inside it")
         if not self.path.is_file():
             raise BatchFileError(f"batch file {str(self.path)!r} does not exist; expected an .npz with {EXPECTED_KEYS}")
         try:

@@ -149,8 +149,10 @@ def evaluate(
     neither images nor ``mu_s``/``sigma_s``. ``splits`` is capped at the
     number of samples (the reference uses 5,000-sample splits: ``splits=10`` for 50,000 samples).
     """
+    from guidekit.devices import as_device
     from guidekit.io import NpzBatch, load_batch
 
+    device = str(as_device(device, what="device"))  # a typo fails here, not after the features are extracted
     if isinstance(extractor, str):
         from guidekit.registry import create
 

@@ -18,7 +18,11 @@ from guidekit.errors import InvalidParameterError
 def _as_batch(batch: Any) -> np.ndarray:
     if hasattr(batch, "detach"):
         batch = batch.detach().cpu().double().numpy()
-    x = np.asarray(batch, dtype=np.float64)
+    try:
+        x = np.asarray(batch, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(f"a feature batch must be a numeric (B, D) array, got {type(batch).__name__} "
+                                    f"({exc})") from None
     if x.ndim == 1:
         x = x[None, :]
     if x.ndim != 2 or x.shape[1] == 0:

@@ -50,10 +50,22 @@ class GuidedSampler:
         denoised_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> StepOutput:
         """One reverse step x_t -> x_{t-1} at respaced index ``t_index``."""
+        if not isinstance(diffusion, GaussianDiffusion):
+            raise InvalidParameterError(f"diffusion must be a GaussianDiffusion (GaussianDiffusion.create(...)), "
+                                        f"got {diffusion!r}")
+        for name, value in (("model_output", model_output), ("x_t", x_t), ("guidance_grad", guidance_grad),
+                            ("noise", noise)):
+            if value is not None and not isinstance(value, torch.Tensor):
+                raise InvalidParameterError(f"{name} must be a torch tensor, got {type(value).__name__}")
         t = diffusion.index_tensor(t_index, x_t.shape[0], x_t.device)
         if guidance_grad is not None and guidance_grad.shape != x_t.shape:
             raise InvalidParameterError(f"guidance_grad has shape {tuple(guidance_grad.shape)} but x_t has "
                                         f"{tuple(x_t.shape)}; the gradient is taken with respect to x_t")
+        if noise is not None and noise.shape != x_t.shape:
+            raise InvalidParameterError(f"noise has shape {tuple(noise.shape)} but x_t has {tuple(x_t.shape)}; "
+                                        "give one noise tensor of x_t's shape")
+        if guidance_scale is not None and guidance_grad is None:
+            raise InvalidParameterError("guidance_scale multiplies guidance_grad, but no guidance_grad was given")
         out = diffusion.p_mean_variance(model_output, x_t, t, clip_denoised=clip_denoised, denoised_fn=denoised_fn)
         if noise is None:
             noise = torch.randn_like(x_t)

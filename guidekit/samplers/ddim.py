@@ -14,7 +14,7 @@ from .base import GuidedSampler, StepOutput, nonzero_mask, per_sample
 class DDIMSampler(GuidedSampler):
     """ε' = ε − √(1−ᾱ_t)·g, x̂0' from ε' (not re-clipped), then the DDIM update with ``eta``."""
 
-    eta: float = attrs.field(default=0.0, converter=float, validator=non_negative)
+    eta: float = attrs.field(default=0.0, converter=float, validator=[*non_negative, attrs.validators.le(1.0)])
     name = "ddim"
 
     def update(self, diffusion: GaussianDiffusion, out: MeanVariance, x_t: torch.Tensor, t: torch.Tensor,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 import torch
 
+from ..errors import InvalidParameterError
 from ..guidance import GuidanceState
 from .constant import non_negative
 
@@ -31,6 +32,11 @@ class IntervalScaler:
             raise ValueError(f"end ({value}) must be >= start ({self.start})")
 
     def __call__(self, state: GuidanceState) -> torch.Tensor:
+        if self.start >= state.num_timesteps:
+            raise InvalidParameterError(
+                f"interval [{self.start}, {self.end}] starts beyond the process's last timestep "
+                f"{state.num_timesteps - 1}, so guidance would never apply; give start/end in 0..{state.num_timesteps - 1}"
+            )
         t = state.timesteps
         inside = (t >= self.start) & (t <= self.end)
         return torch.where(inside, torch.tensor(self.gamma), torch.tensor(state.neutral if self.outside is None else self.outside)).to(torch.float32)

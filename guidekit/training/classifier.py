@@ -10,14 +10,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+import attrs
 import torch
 from torch import nn
 
 from ..diffusion import GaussianDiffusion
+from ..errors import InvalidParameterError
 from ..guidance import check_labels, entropy_from_log_probs
 from ..registry import create
 from .config import TrainConfig
-from .data import check_data, check_setup, draw_batch
+from .data import check_data, check_diffusion, check_setup, draw_batch
 from .loop import Batch, TrainResult, fit
 
 
@@ -42,6 +44,9 @@ def train_classifier(
     EMA. Reproducible from ``config.seed``; see :func:`guidekit.training.loop.fit` for checkpoints.
     """
     check_setup(classifier, config, "classifier")
+    check_diffusion(diffusion)
+    if labels is None:
+        raise InvalidParameterError("a classifier is trained on labels: pass one label per image")
     check_data(images, labels)
     loss_fn = create("loss", config.loss, **config.loss_params)
     labels = check_labels(labels, len(labels), None, "training data")
@@ -67,4 +72,5 @@ def train_classifier(
         return loss, metrics
 
     return fit(classifier, config, draw, step_loss, kind="classifier", checkpoint=checkpoint, resume=resume,
-               overwrite=overwrite, callback=callback, progress=progress, stop_after=stop_after)
+               overwrite=overwrite, callback=callback, progress=progress, stop_after=stop_after,
+               settings={"diffusion": attrs.asdict(diffusion.config)} if config.noised else None)

@@ -2,12 +2,47 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
 
+from ..errors import InvalidParameterError
+
 #: fields that do not change the result of the steps already taken: a resume may change them
 RESUMABLE_FIELDS = ("steps", "log_every", "save_every")
+
+
+def _rule(test: Callable[[Any], bool], want: str, optional: bool = False) -> Callable[[Any, attrs.Attribute, Any], None]:
+    """An attrs validator raising :class:`InvalidParameterError` "TrainConfig NAME must be WANT" unless ``test(value)``."""
+    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if not (optional and value is None) and not test(value):
+            raise InvalidParameterError(f"TrainConfig {attribute.name} must be {want}, got {value!r}")
+    return check
+
+
+def _integer(minimum: int, optional: bool = False) -> Callable[[Any, attrs.Attribute, Any], None]:
+    return _rule(lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= minimum,
+                 f"an integer >= {minimum}" + (" or None" if optional else ""), optional)
+
+
+def _real(value: Any, field: attrs.Attribute) -> float:
+    """float(value), or an error naming the field (a converter that knows its field)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"TrainConfig {field.name} must be a number, got {value!r}") from None
+
+
+def _params(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InvalidParameterError(f"TrainConfig loss_params must be a dict such as {{'eta': 0.2}}, got {value!r}")
+    return dict(value)
+
+
+_number = attrs.Converter(_real, takes_field=True)
 
 
 @attrs.frozen
@@ -21,21 +56,22 @@ class TrainConfig:
     The EMA decay is min(ema_decay, (1 + n) / (10 + n)) after n updates when ``ema_warmup``.
     """
 
-    steps: int = attrs.field(default=1000, validator=attrs.validators.ge(1))
-    batch_size: int = attrs.field(default=64, validator=attrs.validators.ge(1))
-    lr: float = attrs.field(default=3e-4, converter=float, validator=attrs.validators.gt(0.0))
-    weight_decay: float = attrs.field(default=0.0, converter=float, validator=attrs.validators.ge(0.0))
-    loss: str = "ce"
-    loss_params: dict[str, Any] = attrs.field(factory=dict, converter=dict)
+    steps: int = attrs.field(default=1000, validator=_integer(1))
+    batch_size: int = attrs.field(default=64, validator=_integer(1))
+    lr: float = attrs.field(default=3e-4, converter=_number, validator=_rule(lambda v: 0 < v < math.inf, "a finite number > 0"))
+    weight_decay: float = attrs.field(default=0.0, converter=_number,
+                                      validator=_rule(lambda v: 0 <= v < math.inf, "a finite number >= 0"))
+    loss: str = attrs.field(default="ce", validator=_rule(lambda v: isinstance(v, str), "a loss name such as 'ce' or 'ect'"))
+    loss_params: dict[str, Any] = attrs.field(factory=dict, converter=_params)
     noised: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
     anneal_lr: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
-    seed: int = 0
-    log_every: int = attrs.field(default=50, validator=attrs.validators.ge(1))
-    ema_decay: float = attrs.field(default=0.9999, converter=float,
-                                   validator=[attrs.validators.ge(0.0), attrs.validators.lt(1.0)])
+    seed: int = attrs.field(default=0, validator=_integer(0))
+    log_every: int = attrs.field(default=50, validator=_integer(1))
+    ema_decay: float = attrs.field(default=0.9999, converter=_number, validator=_rule(lambda v: 0 <= v < 1, "in [0, 1)"))
     ema_warmup: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
-    save_every: int = attrs.field(default=500, validator=attrs.validators.ge(1))
-    class_dropout: float = attrs.field(default=0.0, converter=float,
-                                       validator=[attrs.validators.ge(0.0), attrs.validators.le(1.0)])
-    null_label: int | None = None
-    grad_clip: float | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.gt(0.0)))
+    save_every: int = attrs.field(default=500, validator=_integer(1))
+    class_dropout: float = attrs.field(default=0.0, converter=_number, validator=_rule(lambda v: 0 <= v <= 1, "in [0, 1]"))
+    null_label: int | None = attrs.field(default=None, validator=_integer(0, optional=True))
+    grad_clip: float | None = attrs.field(default=None, validator=_rule(
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf,
+        "a finite number > 0 or None", optional=True))

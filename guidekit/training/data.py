@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
+from ..diffusion import GaussianDiffusion
 from ..errors import InvalidParameterError
 from .config import TrainConfig
 
 
 def check_data(images: torch.Tensor, labels: torch.Tensor | None) -> None:
-    if labels is not None and len(images) != len(labels):
-        raise InvalidParameterError(f"{len(images)} images but {len(labels)} labels: give one label per image")
-    if len(images) == 0:
-        raise InvalidParameterError("no training images given")
     if not isinstance(images, torch.Tensor) or not images.is_floating_point():
         dtype = getattr(images, "dtype", type(images).__name__)
         raise InvalidParameterError(f"images must be a floating-point torch tensor (B, C, H, W) in [-1, 1], got "
                                     f"{type(images).__name__} of {dtype}; convert with torch.as_tensor(x).float() "
                                     "(uint8 pixels: x / 127.5 - 1)")
+    if labels is not None and len(images) != len(labels):
+        raise InvalidParameterError(f"{len(images)} images but {len(labels)} labels: give one label per image")
+    if len(images) == 0:
+        raise InvalidParameterError("no training images given")
+    if not bool(torch.isfinite(images).all()):
+        raise InvalidParameterError("the training images contain NaN or inf; clean or drop those images")
+    if float(images.min()) >= 0 and float(images.max()) > 10:  # pixel values 0..255, not the [-1, 1] of the process
+        raise InvalidParameterError(f"images range over [{float(images.min()):g}, {float(images.max()):g}], which looks "
+                                    "like pixel values; the diffusion process expects [-1, 1]: use x / 127.5 - 1")
+
+
+def check_diffusion(diffusion: Any) -> None:
+    if not isinstance(diffusion, GaussianDiffusion):
+        raise InvalidParameterError(f"diffusion must be a GaussianDiffusion (GaussianDiffusion.create(...) or "
+                                    f".from_model(model)), got {diffusion!r}")
 
 
 def check_setup(model: nn.Module, config: TrainConfig, what: str) -> None:

@@ -12,6 +12,7 @@ import math
 import os
 from collections.abc import Callable
 
+import attrs
 import torch
 from torch import nn
 
@@ -19,7 +20,7 @@ from ..diffusion import GaussianDiffusion
 from ..errors import InvalidParameterError
 from ..guidance import check_labels
 from .config import TrainConfig
-from .data import check_data, check_setup, draw_batch
+from .data import check_data, check_diffusion, check_setup, draw_batch
 from .loop import Batch, TrainResult, fit
 
 
@@ -75,6 +76,7 @@ def train_diffusion(
     ``loss``, ``mse`` (and ``vb``). ``result.ema`` is what to sample with.
     """
     check_setup(model, config, "model")
+    check_diffusion(diffusion)
     check_data(images, labels)
     if diffusion.config.predict_xstart:
         raise InvalidParameterError("train_diffusion trains ε prediction: create the diffusion with predict_xstart=False")
@@ -96,6 +98,9 @@ def train_diffusion(
             raise InvalidParameterError(f"null_label {null} is not a class of the model (0..{num_classes - 1})")
     elif config.class_dropout > 0:
         raise InvalidParameterError("class_dropout needs a class-conditional model (one built with num_classes)")
+    elif labels is not None:
+        raise InvalidParameterError("labels were given but the model has no num_classes, so it would be trained "
+                                    "unconditionally: pass labels=None, or build a class-conditional model (num_classes=K)")
     expected = images.shape[1] * (2 if diffusion.config.learn_sigma else 1)
 
     def draw(gen: torch.Generator) -> Batch:
@@ -126,4 +131,5 @@ def train_diffusion(
         return (mse + vb).mean(), {"mse": mse.mean().item(), "vb": vb.mean().item()}
 
     return fit(model, config, draw, step_loss, kind="diffusion", checkpoint=checkpoint, resume=resume,
-               overwrite=overwrite, callback=callback, progress=progress, stop_after=stop_after)
+               overwrite=overwrite, callback=callback, progress=progress, stop_after=stop_after,
+               settings={"diffusion": attrs.asdict(diffusion.config)})

@@ -9,6 +9,7 @@ losses as an uninterrupted one.
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -68,11 +69,34 @@ def check_resume(saved: dict[str, Any], config: TrainConfig, kind: str, path: Pa
             )
 
 
+def check_run(checkpoint: Any, resume: Any, overwrite: Any, callback: Any, stop_after: Any) -> Path | None:
+    """The checkpoint path (not a folder, not under a file) and the run options, checked before any step."""
+    if resume is True and overwrite is True:
+        raise InvalidParameterError("resume=True continues the checkpoint and overwrite=True replaces it: give one")
+    if callback is not None and not callable(callback):
+        raise InvalidParameterError(f"callback must be callable with a record dict, got {type(callback).__name__}")
+    if stop_after is not None and (isinstance(stop_after, bool) or not isinstance(stop_after, int) or stop_after < 0):
+        raise InvalidParameterError(f"stop_after must be None or an integer >= 0, got {stop_after!r}")
+    if checkpoint is None:
+        return None
+    path = Path(checkpoint)
+    if path.is_dir():
+        raise InvalidParameterError(f"checkpoint {str(path)!r} is a folder; give a file path such as {str(path / 'checkpoint.pt')!r}")
+    above = next((p for p in path.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise InvalidParameterError(f"checkpoint {str(path)!r} lies under {str(above)!r}, which is a file, not a folder")
+    return path
+
+
 def load_checkpoint_file(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt files
-        raise CheckpointError(f"cannot read training checkpoint {path}: {exc}. Delete it to start over") from None
+        # torch's own text for a refused unpickle suggests weights_only=False, which guidekit never does
+        why = ("it is damaged or not a guidekit training checkpoint" if isinstance(exc, pickle.UnpicklingError)
+               else str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__)
+        raise CheckpointError(f"cannot read training checkpoint {path} ({why}). Delete it to start over, or pass "
+                              "another checkpoint path") from None
 
 
 def fit(
@@ -88,17 +112,19 @@ def fit(
     callback: Callable[[dict[str, float]], None] | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Run ``config.steps`` optimisation steps of ``step_loss`` on batches from ``draw``.
 
     ``checkpoint`` is written every ``config.save_every`` steps and at the end. An existing
     checkpoint is continued with ``resume=True`` and replaced with ``overwrite=True``; otherwise it is
     an error, so no run is lost. ``stop_after`` ends the run early after that many steps (as a kill
-    would, after the last checkpoint), for tests and staged runs.
+    would, after the last checkpoint), for tests and staged runs. ``settings`` (e.g. the diffusion process)
+    are stored with the checkpoint, and a resume with other settings is refused.
     """
+    path = check_run(checkpoint, resume, overwrite, callback, stop_after)
     device = next(iter(model.parameters())).device
     world = init_world(device)
-    path = Path(checkpoint) if checkpoint is not None else None
     gen = torch.Generator().manual_seed(config.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     ema = EMA(model, config.ema_decay, config.ema_warmup)
@@ -112,7 +138,18 @@ def fit(
             if int(saved["step"]) > config.steps:
                 raise InvalidParameterError(f"cannot resume {path}: it has trained {int(saved['step'])} steps already, "
                                             f"more than steps={config.steps}; give at least that many steps (--steps)")
-            model.load_state_dict(saved["model"])
+            if settings is not None and saved.get("settings", settings) != settings:
+                raise InvalidParameterError(
+                    f"cannot resume {path}: it was trained with {saved['settings']}, now {settings}. Use the same "
+                    "diffusion process, or start a new run at another path"
+                )
+            try:
+                model.load_state_dict(saved["model"])
+            except RuntimeError as exc:
+                lines = str(exc).strip().splitlines()
+                raise CheckpointError(f"cannot resume {path}: it holds the weights of another architecture "
+                                      f"({lines[1 if len(lines) > 1 else 0].strip()}); resume with the model it was "
+                                      "trained with, or start a new run at another path") from None
             ema.load_state_dict(saved["ema"])
             opt.load_state_dict(saved["optimizer"])
             gen.set_state(saved["generator"])
@@ -137,6 +174,7 @@ def fit(
                 "kind": kind, "config": config_record(config), "step": step, "model": model.state_dict(),
                 "ema": ema.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
                 "torch_rng": torch.get_rng_state(), "records": records, "sums": sums, "count": count,
+                **({"settings": settings} if settings is not None else {}),
             }, path)
 
     end = config.steps if stop_after is None else min(config.steps, start + stop_after)

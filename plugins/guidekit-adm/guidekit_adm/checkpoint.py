@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import pickle
 import warnings
 from collections.abc import Mapping
@@ -11,8 +12,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import CheckpointDtypeWarning, CheckpointMismatchError
-from .factory import build, model_card, resolve_config
+from .errors import CheckpointDtypeWarning, CheckpointMismatchError, ConfigError
+from .factory import as_device, build, model_card, resolve_config
 from .flags import ModelConfig
 from .fp16 import convert_to_fp16
 from .matching import describe_matches, state_shapes
@@ -138,8 +139,10 @@ def load_checkpoint(
     (``"guided-diffusion"`` or ``"ed-dpm"``, see :func:`set_silu`) defaults to the config's flavour
     and leaves a given module as it is.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(f"path must be the checkpoint file (a str or Path), got {path!r}")
     path = Path(path)
-    device = torch.device(device)
+    device = as_device(device)
     config = None if isinstance(name_or_config_or_model, nn.Module) else resolve_config(name_or_config_or_model)
     if path.is_dir():
         inside = f" (such as {path / config.checkpoint})" if isinstance(config, Release) else ""

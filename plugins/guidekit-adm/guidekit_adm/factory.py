@@ -35,6 +35,14 @@ def resolve_config(spec: str | ModelConfig) -> ModelConfig:
     return release(spec)
 
 
+def as_device(device: torch.device | str) -> torch.device:
+    """``torch.device(device)``, with an error naming the accepted spellings."""
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"device {device!r} is not a torch device ({exc}); use 'cpu', 'cuda' or 'cuda:N'") from None
+
+
 def build(kind: str, kwargs: dict[str, Any], device: torch.device | str | None = None) -> nn.Module:
     """Construct the class for ``kind`` with ``kwargs``, optionally directly on ``device``."""
     cls = CLASSES[kind]
@@ -43,11 +51,12 @@ def build(kind: str, kwargs: dict[str, Any], device: torch.device | str | None =
         accepted |= set(inspect.signature(UNetModel.__init__).parameters) - {"self"}
     unknown = sorted(set(kwargs) - accepted)
     if unknown:
-        raise ConfigError(f"{cls.__name__} does not accept {unknown}; accepted: {', '.join(sorted(accepted))}")
+        hint = (". To load weights use guidekit_adm.load_checkpoint(name, path)" if "path" in unknown else "")
+        raise ConfigError(f"{cls.__name__} does not accept {unknown}; accepted: {', '.join(sorted(accepted))}{hint}")
     try:
         if device is None:
             return cls(**kwargs)
-        with torch.device(device):
+        with as_device(device):
             return cls(**kwargs)
     except (ValueError, TypeError) as exc:
         if isinstance(exc, ConfigError):

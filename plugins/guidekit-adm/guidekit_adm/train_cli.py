@@ -108,8 +108,9 @@ def _train_config(args: argparse.Namespace, loss_params: dict) -> gk.TrainConfig
         if args.kind == "classifier":
             return gk.TrainConfig(**common, loss=args.loss, loss_params=loss_params, noised=not args.no_noise)
         return gk.TrainConfig(**common, class_dropout=args.class_dropout, null_label=args.null_label)
-    except (TypeError, ValueError) as exc:  # attrs: "'steps' must be >= 1: 0"
-        raise InvalidParameterError(re.sub(r"'(\w+)'", lambda m: "--" + m[1].replace("_", "-"), str(exc), count=1)) from None
+    except (TypeError, ValueError) as exc:  # "TrainConfig steps must be an integer >= 1, got 0": name the flag
+        flag = re.sub(r"^(?:TrainConfig )?'?(\w+)'?", lambda m: "--" + m[1].replace("_", "-"), str(exc), count=1)
+        raise InvalidParameterError(flag) from None
 
 
 def _check_data(args: argparse.Namespace, model: torch.nn.Module, data: Any) -> None:

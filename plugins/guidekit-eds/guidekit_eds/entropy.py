@@ -8,7 +8,7 @@ import attrs
 import torch
 
 from guidekit.guidance import GuidanceState, entropy_from_log_probs
-from guidekit.scalers.constant import non_negative
+from guidekit.scalers.constant import _finite, non_negative
 
 NORMALIZERS = ("log-k", "ed-dpm")
 #: the reference code divides by log(NUM_CLASSES) with NUM_CLASSES fixed at 1000
@@ -31,8 +31,9 @@ class EntropyScaler:
 
     gamma: float = attrs.field(default=1.0, converter=float, validator=non_negative)
     normalizer: str = attrs.field(default="log-k", validator=attrs.validators.in_(NORMALIZERS))
-    min_entropy: float = attrs.field(default=1e-20, converter=float, validator=attrs.validators.gt(0.0))
-    max_scale: float | None = attrs.field(default=None, validator=_optional_positive)
+    min_entropy: float = attrs.field(default=1e-20, converter=float, validator=[_finite, attrs.validators.gt(0.0)])
+    max_scale: float | None = attrs.field(default=None, converter=attrs.converters.optional(float),
+                                          validator=_optional_positive)
     compat: str | None = attrs.field(default=None, validator=attrs.validators.in_([None, "ed-dpm"]))
     needs_grad = False
 

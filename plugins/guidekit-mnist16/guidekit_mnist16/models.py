@@ -70,8 +70,13 @@ def load(name: str, path: str | os.PathLike[str] | None = None, *, device: str |
     """
     from safetensors.torch import load_file
 
+    from guidekit.devices import as_device
+
     info = card(name)
+    device = as_device(device, allow_meta=True)
     file = Path(path) if path is not None else WEIGHTS / f"{name}.safetensors"
+    if file.is_dir():
+        raise CheckpointError(f"weights path {file} of {name} is a folder; give the .safetensors file inside it")
     if not file.is_file():
         raise CheckpointError(f"weights file {file} of {name} not found")
     if path is None and _sha256(file) != info["sha256"]:
@@ -79,9 +84,9 @@ def load(name: str, path: str | os.PathLike[str] | None = None, *, device: str |
     model = _build(info)
     try:
         state = load_file(str(file))
-    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for damaged or other files
-        raise CheckpointError(f"cannot read {file} ({type(exc).__name__}: {exc}); give a .safetensors file of "
-                              f"{name}'s weights") from None
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for foreign or damaged files
+        raise CheckpointError(f"cannot read {file} as .safetensors ({type(exc).__name__}: {exc}); the bundled models "
+                              "load safetensors files, e.g. guidekit.training.export_weights(state, 'w.safetensors')") from None
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:  # torch lists every key: keep the first of each kind, on one line

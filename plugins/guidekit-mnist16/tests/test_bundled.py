@@ -152,5 +152,5 @@ def test_weights_of_another_network_or_format_are_named_in_one_line(tmp_path):
     message = str(info.value)  # torch's listing of every key used to follow, over many lines
     assert "does not fit the mnist16-oracle architecture (Missing key(s)" in message and "\n" not in message
     (tmp_path / "model.pt").write_bytes(b"not safetensors")
-    with pytest.raises(gk.CheckpointError, match="give a .safetensors file of mnist16-oracle's weights"):
+    with pytest.raises(gk.CheckpointError, match="cannot read .* as .safetensors"):
         m16.load("mnist16-oracle", path=tmp_path / "model.pt")
