@@ -11,6 +11,7 @@ grid, a trace plot in the style of the paper's Fig. 1/3 and ``demo.json``; print
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 import warnings
@@ -32,11 +33,14 @@ from .trace import GuidanceTrace, plot_traces, write_text_atomic
 
 BUNDLED = ("mnist16-unet", "mnist16-classifier-ce", "mnist16-classifier-ect", "mnist16-oracle")
 DEFAULT_GAMMA = 4.0
+DEFAULT_OUT = "guidekit-demo"
 DEFAULT_CFG_W = 2.0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="guidekit-demo", help="folder for the grid, trace plot and JSON (default: %(default)s)")
+    p.add_argument("--out", default=None,
+                   help=f"folder for the grid, trace plot and JSON (default: {DEFAULT_OUT}, or {DEFAULT_OUT}-2, -3 ... "
+                   "when it holds an earlier demo)")
     p.add_argument("--samples", type=int, default=200, help="samples per strategy (default: %(default)s)")
     p.add_argument("--respacing", default="ddim25", help="respacing of the 1000-step process (default: %(default)s)")
     p.add_argument("--sampler", default="ddim", help="any registered sampler (default: %(default)s)")
@@ -53,6 +57,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace the results of an earlier demo in --out")
 
 
+def _earlier_demo(folder: Path) -> list[str]:
+    """The files of an earlier demo in ``folder``."""
+    return [name for name in ("demo.json", "samples.png", "traces.png") if (folder / name).exists()]
+
+
+def _out_folder(out: str | None, overwrite: bool) -> str:
+    """``--out``, refused if it holds an earlier demo (unless ``--overwrite``); without ``--out`` the first of
+    guidekit-demo, guidekit-demo-2, ... that holds none, so a rerun keeps the earlier results."""
+    if out is not None:
+        earlier = _earlier_demo(Path(out))
+        if earlier and not overwrite:
+            raise InvalidParameterError(f"--out {out} holds an earlier demo ({', '.join(earlier)}); pass --overwrite "
+                                        "to replace it, or choose another --out")
+        return out
+    candidates = (DEFAULT_OUT if n == 1 else f"{DEFAULT_OUT}-{n}" for n in itertools.count(1))
+    chosen = DEFAULT_OUT if overwrite else next(c for c in candidates if not _earlier_demo(Path(c)))
+    if chosen != DEFAULT_OUT:
+        print(f"{DEFAULT_OUT}/ holds an earlier demo; writing this one to {chosen}/ (--overwrite replaces the earlier)")
+    return chosen
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from .cli import check_respacing, check_writable, parse_params
 
@@ -63,11 +88,8 @@ def run_demo(args: argparse.Namespace) -> int:
     check_respacing(args.respacing, 1000)  # the toy's and the bundled models' processes have 1000 steps
     if args.cfg_w < 0:
         raise InvalidParameterError(f"--cfg-w must be >= 0 (0 leaves the classifier-free row out), got {args.cfg_w:g}")
+    args.out = _out_folder(args.out, args.overwrite)
     check_writable(args.out, "--out")
-    earlier = [p.name for p in map(Path(args.out).joinpath, ("demo.json", "samples.png", "traces.png")) if p.exists()]
-    if earlier and not args.overwrite:
-        raise InvalidParameterError(f"--out {args.out} holds an earlier demo ({', '.join(earlier)}); pass --overwrite "
-                                    "to replace it, or choose another --out")
     if args.toy:
         from .demo_toy import run_toy_demo
 

@@ -30,6 +30,18 @@ def test_toy_demo_writes_numbers_plot_and_grid(tmp_path, capsys):
     assert "class accuracy" in capsys.readouterr().out
 
 
+def test_a_rerun_of_the_demo_keeps_the_earlier_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    args = ["demo", "--toy", "--samples", "10", "--respacing", "ddim2", "--no-progress"]
+    assert main(args) == 0 and main(args) == 0
+    first, second = tmp_path / "guidekit-demo", tmp_path / "guidekit-demo-2"
+    assert (first / "demo.json").exists() and (second / "demo.json").exists()
+    assert "writing this one to guidekit-demo-2/" in capsys.readouterr().out
+    before = (first / "demo.json").stat().st_mtime_ns
+    assert main([*args, "--overwrite"]) == 0  # replaces the default folder's demo, makes no third folder
+    assert (first / "demo.json").stat().st_mtime_ns != before and not (tmp_path / "guidekit-demo-3").exists()
+
+
 def test_demo_on_the_bundled_models(tmp_path, capsys):
     assert main(["demo", "--samples", "30", "--respacing", "ddim10", "--no-progress", "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "demo.json").read_text())
