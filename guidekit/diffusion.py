@@ -45,7 +45,12 @@ class MeanVariance:
 class GaussianDiffusion:
     """A respaced Gaussian diffusion process (ADM's ``SpacedDiffusion``)."""
 
-    def __init__(self, config: DiffusionConfig) -> None:
+    def __init__(self, config: DiffusionConfig | None = None, **settings: Any) -> None:
+        if settings:
+            raise InvalidParameterError(
+                f"GaussianDiffusion takes a DiffusionConfig, not keywords ({', '.join(sorted(settings))}); "
+                f"use GaussianDiffusion.create({', '.join(f'{k}=...' for k in sorted(settings))})"
+            )
         if not isinstance(config, DiffusionConfig):
             raise InvalidParameterError(f"GaussianDiffusion takes a DiffusionConfig, got {type(config).__name__}; "
                                         "build one with GaussianDiffusion.create(steps=..., schedule=..., ...)")

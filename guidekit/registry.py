@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import inspect
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -223,9 +224,29 @@ def describe(kind: str) -> list[Component]:
     return [c for name in sorted(table) for c in table[name]]
 
 
+class _Block(contextlib.AbstractContextManager):
+    """The context manager :func:`registered` returns: warns if it is dropped without being entered."""
+
+    def __init__(self, plugin: Any, name: str | None) -> None:
+        self._args, self._cm = (plugin, name), None
+
+    def __enter__(self) -> str:
+        self._cm = default_registry().registered(*self._args)
+        return self._cm.__enter__()
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self._cm.__exit__(*exc) if self._cm is not None else None
+
+    def __del__(self) -> None:
+        if self._cm is None:
+            warnings.warn(f"guidekit.registered({self._args[0]!r}) was never entered, so nothing was registered: write "
+                          "`with guidekit.registered(plugin): ...`, or register for good with a decorator "
+                          "(@guidekit.register_scaler) or an entry point", RuntimeWarning, stacklevel=2)
+
+
 def registered(plugin: Any, name: str | None = None) -> contextlib.AbstractContextManager[str]:
     """``with guidekit.registered(plugin): ...`` registers a hook-implementing object in a block."""
-    return default_registry().registered(plugin, name)
+    return _Block(plugin, name)
 
 
 def _register(kind: str) -> Callable[..., Callable[[F], F]]:

@@ -126,9 +126,9 @@ def _train(tmp: Path, net: Any = None, diffusion: Any = DIFF, **kw: Any) -> Any:
                                config, progress=False, **args)
 
 
-def _resume_with(tmp: Path, net: Any = None, diffusion: Any = DIFF) -> Any:
+def _resume_with(tmp: Path, net: Any = None, diffusion: Any = DIFF, **kw: Any) -> Any:
     _train(tmp, checkpoint=tmp / "c.pt")
-    return _train(tmp, net=net, diffusion=diffusion, checkpoint=tmp / "c.pt", resume=True)
+    return _train(tmp, net=net, diffusion=diffusion, checkpoint=tmp / "c.pt", resume=True, **kw)
 
 
 class _Net5(_Net):
@@ -426,6 +426,13 @@ API_CASES: list[tuple[str, Callable[[Path], Any], type[BaseException], str]] = [
     ("resume with another diffusion process (was silent)",
      lambda tmp: _resume_with(tmp, diffusion=gk.GaussianDiffusion.create(steps=500, learn_sigma=False)),
      gk.InvalidParameterError, "Use the same diffusion process"),
+    ("resume with other labels (was silent)", lambda tmp: _resume_with(tmp, labels=torch.tensor([3, 2, 1, 0])),
+     gk.InvalidParameterError, "another training data (images and labels)"),
+    ("GaussianDiffusion(steps=...) (was Python's signature error)",
+     lambda tmp: gk.GaussianDiffusion(steps=1000, schedule="linear"), gk.InvalidParameterError,
+     "use GaussianDiffusion.create(schedule=..., steps=...)"),
+    ("resume with other images (was silent)", lambda tmp: _resume_with(tmp, images=torch.ones(4, 1, 4, 4) * 0.5),
+     gk.InvalidParameterError, "Use the same training data"),
     ("damaged checkpoint (hint was weights_only=False)", lambda tmp: (tmp.joinpath("c.pt").write_text("x"),
                                                                       _train(tmp, checkpoint=tmp / "c.pt", resume=True)),
      gk.CheckpointError, "damaged or not a guidekit training checkpoint"),
@@ -481,6 +488,12 @@ def test_bad_api_input(tmp_path, thunk, error, phrase):
     with pytest.raises(error) as info:
         thunk(tmp_path)
     assert phrase in str(info.value)
+
+
+def test_registered_without_with_warns_instead_of_doing_nothing_silently():
+    with pytest.warns(RuntimeWarning, match="was never entered, so nothing was registered"):
+        gk.registered(Plugin())
+    assert "guidekit_scaler" not in str(gk.available("scaler"))
 
 
 def test_a_scaler_may_declare_negative_scales():

@@ -19,7 +19,7 @@ from ..errors import InvalidParameterError
 from ..guidance import check_labels, entropy_from_log_probs
 from ..registry import create
 from .config import TrainConfig
-from .data import check_data, check_diffusion, check_setup, draw_batch
+from .data import check_data, fingerprint, check_diffusion, check_setup, draw_batch
 from .loop import Batch, TrainResult, fit
 
 
@@ -73,4 +73,5 @@ def train_classifier(
 
     return fit(classifier, config, draw, step_loss, kind="classifier", checkpoint=checkpoint, resume=resume,
                overwrite=overwrite, callback=callback, progress=progress, stop_after=stop_after,
-               settings={"diffusion": attrs.asdict(diffusion.config)} if config.noised else None)
+               settings={"data": fingerprint(images, labels),
+                         **({"diffusion": attrs.asdict(diffusion.config)} if config.noised else {})})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import torch
@@ -27,6 +28,16 @@ def check_data(images: torch.Tensor, labels: torch.Tensor | None) -> None:
     if float(images.min()) >= 0 and float(images.max()) > 10:  # pixel values 0..255, not the [-1, 1] of the process
         raise InvalidParameterError(f"images range over [{float(images.min()):g}, {float(images.max()):g}], which looks "
                                     "like pixel values; the diffusion process expects [-1, 1]: use x / 127.5 - 1")
+
+
+def fingerprint(images: torch.Tensor, labels: torch.Tensor | None, sampled: int = 256) -> dict[str, Any]:
+    """What identifies a training set in a checkpoint: its shape and a sha256 of up to ``sampled`` evenly spaced
+    images and all labels (cheap for any size; another data set, or another order, gives another digest)."""
+    idx = torch.linspace(0, len(images) - 1, min(len(images), sampled)).round().long()
+    digest = hashlib.sha256(images[idx.to(images.device)].detach().float().cpu().contiguous().numpy().tobytes())
+    if labels is not None:
+        digest.update(torch.as_tensor(labels).detach().long().cpu().contiguous().numpy().tobytes())
+    return {"shape": list(images.shape), "labels": labels is not None, "sha256": digest.hexdigest()[:16]}
 
 
 def check_diffusion(diffusion: Any) -> None:

@@ -20,7 +20,7 @@ from ..diffusion import GaussianDiffusion
 from ..errors import InvalidParameterError
 from ..guidance import check_labels
 from .config import TrainConfig
-from .data import check_data, check_diffusion, check_setup, draw_batch
+from .data import check_data, check_diffusion, check_setup, draw_batch, fingerprint
 from .loop import Batch, TrainResult, fit
 
 
@@ -132,4 +132,4 @@ def train_diffusion(
 
     return fit(model, config, draw, step_loss, kind="diffusion", checkpoint=checkpoint, resume=resume,
                overwrite=overwrite, callback=callback, progress=progress, stop_after=stop_after,
-               settings={"diffusion": attrs.asdict(diffusion.config)})
+               settings={"data": fingerprint(images, labels), "diffusion": attrs.asdict(diffusion.config)})

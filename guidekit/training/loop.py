@@ -88,6 +88,20 @@ def check_run(checkpoint: Any, resume: Any, overwrite: Any, callback: Any, stop_
     return path
 
 
+SETTING_NAMES = {"data": "training data (images and labels)", "diffusion": "diffusion process"}
+
+
+def check_settings(saved: dict[str, Any], now: dict[str, Any], path: Path) -> None:
+    """Refuse a resume whose data or diffusion process differ from the checkpoint's (keys both record)."""
+    for key in sorted(set(saved) & set(now)):
+        if saved[key] != now[key]:
+            what = SETTING_NAMES.get(key, key)
+            raise InvalidParameterError(
+                f"cannot resume {path}: it was trained with another {what} ({saved[key]}, now {now[key]}). Use the "
+                f"same {what}, or start a new run at another path"
+            )
+
+
 def load_checkpoint_file(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -138,11 +152,7 @@ def fit(
             if int(saved["step"]) > config.steps:
                 raise InvalidParameterError(f"cannot resume {path}: it has trained {int(saved['step'])} steps already, "
                                             f"more than steps={config.steps}; give at least that many steps (--steps)")
-            if settings is not None and saved.get("settings", settings) != settings:
-                raise InvalidParameterError(
-                    f"cannot resume {path}: it was trained with {saved['settings']}, now {settings}. Use the same "
-                    "diffusion process, or start a new run at another path"
-                )
+            check_settings(saved.get("settings") or {}, settings or {}, path)
             try:
                 model.load_state_dict(saved["model"])
             except RuntimeError as exc:

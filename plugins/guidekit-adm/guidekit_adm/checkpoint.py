@@ -21,7 +21,7 @@ from .nn import set_silu
 from .releases import Release
 
 #: how many keys of each kind an error message lists before "... and N more"
-MAX_LISTED = 10
+MAX_LISTED = 3
 
 
 def _listing(title: str, items: list[str]) -> str:
@@ -104,10 +104,9 @@ def check_compatible(model: nn.Module, state: Mapping[str, torch.Tensor], source
     if not (missing or unexpected or mismatched or wrong_kind):
         return
     parts = [f"{source} does not fit {type(model).__name__}:"]
-    for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched),
-                         ("integer tensors where the model has floating-point ones (or the reverse)", wrong_kind)):
-        if items:
-            parts.append(_listing(title, items))
+    listings = [_listing(title, items) for title, items in (
+        ("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched),
+        ("integer tensors where the model has floating-point ones (or the reverse)", wrong_kind)) if items]
     label_only = {*missing, *unexpected} == {"label_emb.weight"} and not mismatched  # only the class embedding differs
     if missing or unexpected or mismatched:
         matches = describe_matches(found)
@@ -120,7 +119,7 @@ def check_compatible(model: nn.Module, state: Mapping[str, torch.Tensor], source
     if not (missing or unexpected or mismatched):
         parts.append("  hint: the keys and shapes fit; the file stores these tensors with an integer dtype, so it "
                      "was not saved from the trained network: save model.state_dict() of the float model")
-    raise CheckpointMismatchError("\n".join(parts))
+    raise CheckpointMismatchError("\n".join(parts + listings))  # what to do first, then the evidence
 
 
 def load_checkpoint(

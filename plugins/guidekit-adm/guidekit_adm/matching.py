@@ -51,7 +51,7 @@ def describe_matches(shapes: Shapes) -> str:
     """One sentence naming the exactly matching releases, else the closest ones."""
     exact = matching_releases(shapes)
     if exact:
-        return f"the file matches the release config(s): {', '.join(exact)}; pass that name to load_checkpoint"
+        return f"the file matches the release config(s): {', '.join(exact)}; load it under that name (load_checkpoint(NAME, path); guidekit sample: --model or --classifier NAME)"
     near = [(name, score) for name, score in closest_releases(shapes) if score > 0]
     if not near:
         return "the file matches no released ADM architecture: build the model from the flags it was trained with"
