@@ -19,7 +19,7 @@ from ..errors import InvalidParameterError
 from ..guidance import check_labels, entropy_from_log_probs
 from ..registry import create
 from .config import TrainConfig
-from .data import check_data, fingerprint, check_diffusion, check_setup, draw_batch
+from .data import check_data, check_diffusion, check_setup, draw_batch, fingerprint
 from .loop import Batch, TrainResult, fit
 
 
