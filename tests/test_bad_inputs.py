@@ -648,6 +648,8 @@ CLI_CASES: list[tuple[str, list[str], int, str]] = [
      [*COMPARE[:-1], "{root}/oldcompare"], 1, "diffusion (--respacing)"),
     ("#78 evaluate --out onto its own samples with --overwrite (batch replaced by JSON)", ["evaluate", "--ref",
      "{ref8}", "--samples", "{s8}", "--out", "{s8}", "--overwrite"], 2, "is an input batch"),
+    ("compare --scaler constant:-1,1 (failed after the reference was computed and --out written)",
+     [*COMPARE[:6], "constant:-1,1", *COMPARE[7:-1], "{root}/negative"], 1, "'gamma' must be >= 0.0"),
 ]
 
 
@@ -657,3 +659,9 @@ def test_bad_cli_input(files, capsys, argv, code, phrase):
     captured = capsys.readouterr()
     assert phrase in captured.err and "Traceback" not in captured.err
     assert len([line for line in captured.err.splitlines() if "error" in line]) == 1
+
+
+def test_compare_checks_every_grid_point_before_it_writes(files, capsys):
+    out = files["root"] / "negative-first"
+    assert main([*COMPARE[:6], "constant:-1,1", *COMPARE[7:-1], str(out)]) == 1
+    assert "'gamma' must be >= 0.0" in capsys.readouterr().err and not out.exists()

@@ -25,7 +25,7 @@ import torch
 from ..errors import InvalidParameterError
 from ..io import atomic_write
 from . import models, reference
-from .grid import Cell, build_cells, build_sweeps
+from .grid import Cell, build_cells, build_sweeps, canonical
 from .matched import default_levels, matched_table, method_of, sweep_value, to_markdown
 from .runner import Context, Row, check_manifest, record_of, run_cells
 
@@ -210,8 +210,8 @@ def compare(
         raise InvalidParameterError(f"--out {str(out)!r} is a file; give a folder (it is created if missing)")
     clf_labels: list[str | None] = _classifier_labels(classifiers, classifier_paths) if with_classifier else [None]
     cells = build_cells(clf_labels, build_sweeps(scalers, scaler_params), _seeds(seeds), guidance)
-    for sweep_scaler in {c.scaler: c for c in cells}.values():  # fail on bad params before any sampling
-        create("scaler", sweep_scaler.scaler, **sweep_scaler.params)
+    for cell in {(c.scaler, canonical(c.params)): c for c in cells}.values():  # every point, before any sampling
+        create("scaler", cell.scaler, **cell.params)
     dev = device if isinstance(device, torch.device) else resolve_device(str(device))
 
     net = models.load_network(model, model_path, dev, "model")
