@@ -235,7 +235,8 @@ def sample_loop(
     from .sampling import StepInfo
 
     if guidance is not None and not isinstance(guidance, ClassifierGuidance):
-        raise InvalidParameterError(f"fast=True drives ClassifierGuidance; got {type(guidance).__name__}")
+        raise InvalidParameterError(f"the fast path drives classifier guidance only, not {type(guidance).__name__}: "
+                                    "sample it without fast=True (--fast)")
     batch, n, T = shape[0], diffusion.num_steps, diffusion.config.steps
     diff = _OnDevice(diffusion, device)
     t_index = torch.arange(n, device=device).view(n, 1).expand(n, batch).contiguous()

@@ -648,6 +648,8 @@ CLI_CASES: list[tuple[str, list[str], int, str]] = [
      [*COMPARE[:-1], "{root}/oldcompare"], 1, "diffusion (--respacing)"),
     ("#78 evaluate --out onto its own samples with --overwrite (batch replaced by JSON)", ["evaluate", "--ref",
      "{ref8}", "--samples", "{s8}", "--out", "{s8}", "--overwrite"], 2, "is an input batch"),
+    ("sample --fast with classifier-free guidance (failed after loading)", [*UNCOND, "--guidance", "classifier-free",
+     "--fast"], 1, "--fast drives classifier guidance only"),
     ("compare --scaler constant:-1,1 (failed after the reference was computed and --out written)",
      [*COMPARE[:6], "constant:-1,1", *COMPARE[7:-1], "{root}/negative"], 1, "'gamma' must be >= 0.0"),
 ]

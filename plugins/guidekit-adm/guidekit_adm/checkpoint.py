@@ -108,7 +108,14 @@ def check_compatible(model: nn.Module, state: Mapping[str, torch.Tensor], source
         ("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched),
         ("integer tensors where the model has floating-point ones (or the reverse)", wrong_kind)) if items]
     label_only = {*missing, *unexpected} == {"label_emb.weight"} and not mismatched  # only the class embedding differs
-    if missing or unexpected or mismatched:
+    kinds = {"a diffusion UNet": "output_blocks.", "a classifier (encoder)": "out.2.c_proj."}
+    ours_kind = next((k for k, key in kinds.items() if any(n.startswith(key) for n in expected)), None)
+    file_kind = next((k for k, key in kinds.items() if any(n.startswith(key) for n in found)), None)
+    if file_kind and ours_kind and file_kind != ours_kind:  # e.g. a UNet's weights given for the classifier
+        parts.append(f"  hint: the file holds {file_kind}, but {type(model).__name__} is {ours_kind}: give it where "
+                     f"{file_kind.split(' (')[0].removeprefix('a ')} weights belong (guidekit sample: "
+                     f"{'--model-path' if 'UNet' in file_kind else '--classifier-path'})")
+    elif missing or unexpected or mismatched:
         matches = describe_matches(found)
         if not (label_only and matches.startswith("no release config")):  # "closest: ..." would mislead then
             parts.append(f"  hint: {matches}.")

@@ -236,6 +236,9 @@ def run_sample(args: argparse.Namespace) -> int:
     if (args.classifier is None) != (args.classifier_path is None):
         raise InvalidParameterError("--classifier and --classifier-path go together")
     guidance_name = _guidance_name(args)
+    if args.fast and guidance_name not in (None, "classifier"):
+        raise InvalidParameterError(f"--fast drives classifier guidance only, not --guidance {guidance_name}: "
+                                    "drop --fast")
     classes = _parse_classes(args.classes)
     if args.out.exists() and not args.out.is_dir():
         raise InvalidParameterError(f"--out {str(args.out)!r} is a file; give a folder (it is created if missing)")

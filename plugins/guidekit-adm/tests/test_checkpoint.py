@@ -105,6 +105,17 @@ def test_long_key_lists_are_truncated(tmp_path):
     assert "... and" in str(info.value) and "more" in str(info.value)
 
 
+def test_a_classifier_file_given_for_a_unet_says_so_first(tmp_path):
+    path = tmp_path / "classifier_for_unet.pt"
+    classifier = adm.EncoderUNetModel(8, 3, 32, 10, 1, (2,), channel_mult=(1, 1), num_head_channels=8, pool="attention")
+    torch.save(classifier.state_dict(), path)
+    with pytest.raises(adm.CheckpointMismatchError) as info:
+        adm.load_checkpoint(TINY_FLAGS, path)
+    first_lines = str(info.value).splitlines()[:2]
+    assert "the file holds a classifier (encoder), but UNetModel is a diffusion UNet" in first_lines[1]
+    assert "--classifier-path" in first_lines[1]
+
+
 def test_matching_release_logic_on_manifest_keys(manifests):
     # fed with a manifest's key list: no weights needed
     uncond = {k[0]: k[1] for k in manifests["256x256_diffusion_uncond"]["keys"]}
