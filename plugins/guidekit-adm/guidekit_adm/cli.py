@@ -72,7 +72,7 @@ def add_sample_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         "--model", required=True,
         help='release name (e.g. 256x256_diffusion_uncond) or a flag string, written --model="--image_size 64 ..."',
     )
-    p.add_argument("--model-path", required=True, type=Path, help=".pt/.pth/.safetensors weights of the model")
+    p.add_argument("--model-path", type=Path, help=".pt/.pth/.safetensors weights of the model (required)")
     p.add_argument("--classifier", help="classifier release name or flag string (--classifier=\"--image_size ...\"); "
                    "omit for unguided sampling")
     p.add_argument("--classifier-path", type=Path, help="weights of the classifier")
@@ -143,8 +143,26 @@ def _shard_range(args: argparse.Namespace) -> tuple[int, int, int, int]:
     return num_shards, index, first, min(first + per_shard, args.num_samples)
 
 
+def _resolve(spec: str, flag: str) -> ModelConfig:
+    """The ADM config of ``--model``/``--classifier``; a bundled guidekit network there gets a hint, not 'unknown'."""
+    from guidekit.registry import available
+
+    from .releases import UnknownReleaseError
+
+    try:
+        return resolve_config(spec)
+    except UnknownReleaseError:
+        if spec in available("network"):
+            raise InvalidParameterError(
+                f"{flag} {spec} is a guidekit network with its own weights, not an ADM release; `guidekit sample` "
+                f"drives ADM checkpoints. Sample it with `guidekit compare --model ... --save-samples` or in Python: "
+                f"gk.sample(gk.create('network', {spec!r}), ...)"
+            ) from None
+        raise
+
+
 def _model_config(spec: str, class_cond: bool | None) -> ModelConfig:
-    config = resolve_config(spec)
+    config = _resolve(spec, "--model")
     if class_cond is not None:
         config = attrs.evolve(config, kwargs={**config.kwargs, "num_classes": 1000 if class_cond else None})
     return config
@@ -233,6 +251,9 @@ def run_sample(args: argparse.Namespace) -> int:
 
     if args.num_samples < 1 or args.batch_size < 1:
         raise InvalidParameterError("--num-samples and --batch-size must be positive")
+    if args.model_path is None:
+        _resolve(args.model, "--model")  # a bundled network's hint comes first
+        raise InvalidParameterError("--model-path is required: the .pt/.pth/.safetensors weights of --model")
     if (args.classifier is None) != (args.classifier_path is None):
         raise InvalidParameterError("--classifier and --classifier-path go together")
     guidance_name = _guidance_name(args)
@@ -286,15 +307,15 @@ def run_sample(args: argparse.Namespace) -> int:
                              mode="resume" if args.resume else "overwrite" if args.overwrite else "new",
                              others=_other_runs(out, npz.name, num_shards))
     run.check_mode()  # before loading anything
+    cconfig = _resolve(args.classifier, "--classifier") if args.classifier else None
+    if cconfig is not None and cconfig.kind != "classifier":
+        raise InvalidParameterError(f"--classifier {args.classifier!r} is not a classifier")
     try:
         fp16_default = False if args.fast else None  # the fast path autocasts float32 weights
         model = load_checkpoint(config, args.model_path, device=device,
                                 use_fp16=fp16_default if args.use_fp16 is None else args.use_fp16)
         classifier = None
-        if args.classifier:
-            cconfig = resolve_config(args.classifier)
-            if cconfig.kind != "classifier":
-                raise InvalidParameterError(f"--classifier {args.classifier!r} is not a classifier")
+        if cconfig is not None:
             classifier = load_checkpoint(cconfig, args.classifier_path, device=device,
                                          use_fp16=fp16_default if args.classifier_use_fp16 is None
                                          else args.classifier_use_fp16)
