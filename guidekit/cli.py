@@ -52,7 +52,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_merge_batches(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .io import load_batch, merge_sample_batches
+    from .io import load_batch, merge_sample_batches, remove_stale_temporaries
 
     out = Path(args.out)
     seen: set[Path] = set()
@@ -82,15 +82,6 @@ def refuse_existing(path: Any, overwrite: bool, flag: str) -> None:
     if path.exists() and not overwrite:
         raise InvalidParameterError(f"{flag} {path} exists already; pass --overwrite to replace it, or choose another path")
     check_writable(path.parent, flag)
-
-
-def remove_stale_temporaries(path: Any) -> None:
-    """Delete the temporary files (``.NAME.*.tmp``) a killed earlier write of ``path`` left beside it."""
-    from pathlib import Path
-
-    path = Path(path)
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-        tmp.unlink(missing_ok=True)
 
 
 def check_writable(folder: Any, flag: str) -> None:

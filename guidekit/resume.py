@@ -28,7 +28,14 @@ from typing import Any
 import numpy as np
 
 from .errors import GuidekitError
-from .io import BatchFileError, SampleBatchWriter, atomic_write, load_batch, write_sample_batch
+from .io import (
+    BatchFileError,
+    SampleBatchWriter,
+    atomic_write,
+    load_batch,
+    remove_stale_temporaries,
+    write_sample_batch,
+)
 
 FORMAT = "guidekit-sample-chunks/1"
 MANIFEST = "manifest.json"
@@ -115,10 +122,7 @@ class ChunkedSampleBatch:
 
     def _clean_temporaries(self) -> None:
         """Remove temporary files a killed writer left beside the outputs (``.NAME.*.tmp``)."""
-        for target in [self.path, *self.companions] + ([self.record] if self.record else []):
-            for tmp in target.parent.glob(f".{target.name}.*.tmp"):
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
+        remove_stale_temporaries(self.path, *self.companions, *([self.record] if self.record else []))
 
     def prepare(self, options: dict[str, Any]) -> bool:
         """Set up the parts folder for ``options``; True when a matching finished output is already there."""

@@ -9,6 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+_TMP_SUFFIX = ".tmp"  # temporary files are .NAME.<random>.tmp beside NAME
+
+
+def remove_stale_temporaries(*paths: str | os.PathLike[str]) -> None:
+    """Delete the temporary files a killed :func:`atomic_write` of each path left beside it."""
+    for path in map(Path, paths):
+        for tmp in path.parent.glob(f".{path.name}.*{_TMP_SUFFIX}"):
+            tmp.unlink(missing_ok=True)
+
 
 def _umask() -> int:
     """The process umask (read by setting it and setting it back)."""
@@ -28,7 +37,7 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
     if target.is_dir():
         raise IsADirectoryError(21, "is a folder; give the path of a file to write", str(target))
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=_TMP_SUFFIX, dir=target.parent)
     try:
         with os.fdopen(fd, mode) as fh:
             os.fchmod(fh.fileno(), 0o666 & ~_umask())

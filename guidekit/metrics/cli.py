@@ -95,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
             if not Path(path).is_file():
                 raise FileNotFoundError(f"{flag} {path}: no such file; give an ADM-layout .npz (arr_0 uint8 NHWC)")
         if args.out is not None:  # checked now, not after a long evaluation
-            from guidekit.cli import refuse_existing, remove_stale_temporaries
+            from guidekit.cli import refuse_existing
+            from guidekit.io import remove_stale_temporaries
 
             if any(Path(args.out).resolve() == Path(p).resolve() for p in (args.ref, args.samples)):
                 raise GuidekitError(f"--out {args.out} is an input batch; write the results to another file")

@@ -30,7 +30,7 @@ from guidekit.cli import check_writable, parse_params
 from guidekit.data import load_dataset
 from guidekit.devices import resolve_device
 from guidekit.errors import InvalidParameterError
-from guidekit.io import atomic_write
+from guidekit.io import atomic_write, remove_stale_temporaries
 from guidekit.training import export_weights
 from guidekit.training.distributed import init_world
 
@@ -159,9 +159,7 @@ def run_train(args: argparse.Namespace) -> int:
     if final.exists() and not (args.resume or args.overwrite):
         raise InvalidParameterError(f"{out} already holds a finished run: pass --overwrite to replace it, or another --out")
     if world.is_main:  # temporary files a killed run left behind (a checkpoint's can be large)
-        for name in ("checkpoint.pt", "model.safetensors", "card.json"):
-            for tmp in out.glob(f".{name}.*.tmp"):
-                tmp.unlink(missing_ok=True)
+        remove_stale_temporaries(*(out / name for name in ("checkpoint.pt", "model.safetensors", "card.json")))
     kw = dict(checkpoint=out / "checkpoint.pt", resume=args.resume, overwrite=args.overwrite, progress=args.progress)
     start = time.time()
     try:
