@@ -26,13 +26,13 @@ INTERRUPTED = 130
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from .registry import default_registry
+    from .registry import default_registry, plural
 
     registry = default_registry()
     clashes = []
     kinds = [args.kind] if args.kind else list(KIND_HOOKS)
     for kind in kinds:
-        print(f"{'losses' if kind == 'loss' else kind + 's'}:")
+        print(f"{plural(kind)}:")
         table = registry.table(kind)
         for name in sorted(table):
             providers = table[name]

@@ -29,6 +29,11 @@ KNOWN_DISTRIBUTIONS = {
 __all__ = ["Component", "Registry", "available", "create", "describe", "registered"]
 
 
+def plural(kind: str) -> str:
+    """``"scalers"`` for ``"scaler"``, ``"losses"`` for ``"loss"``."""
+    return "losses" if kind == "loss" else kind + "s"
+
+
 def _check_kind(kind: str) -> str:
     if kind not in KIND_HOOKS:
         raise UnknownComponentError(
@@ -98,7 +103,7 @@ class Registry:
 
     def _unknown_message(self, kind: str, name: str, table: dict[str, list[Component]]) -> str:
         names = sorted(table)
-        msg = f"unknown {kind} {name!r}. Available {'losses' if kind == 'loss' else kind + 's'}: {', '.join(names) or '(none)'}."
+        msg = f"unknown {kind} {name!r}. Available {plural(kind)}: {', '.join(names) or '(none)'}."
         close = difflib.get_close_matches(name, names, n=1)
         if close:
             msg += f" Did you mean {close[0]!r}?"

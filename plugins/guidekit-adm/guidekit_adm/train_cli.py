@@ -35,7 +35,6 @@ from guidekit.training import export_weights
 from guidekit.training.distributed import init_world
 
 from .factory import create_model, resolve_config
-from .flags import FlagError
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -81,10 +80,7 @@ def add_train_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _build(args: argparse.Namespace, device: torch.device) -> tuple[torch.nn.Module, gk.GaussianDiffusion, dict]:
-    try:
-        config = resolve_config(args.flags)
-    except FlagError:
-        raise
+    config = resolve_config(args.flags)
     if (args.kind == "classifier") != (config.kind == "classifier"):
         raise InvalidParameterError(
             f"--flags describe a {config.kind} network; train-{args.kind} needs "
