@@ -262,3 +262,11 @@ class GaussianDiffusion:
         eps = model_output if not self.config.predict_xstart else self.predict_eps_from_xstart(x_t, t, pred_xstart)
         mean = self.q_posterior_mean(pred_xstart, x_t, t)
         return MeanVariance(mean, variance, log_variance, pred_xstart, eps)
+
+
+def check_diffusion(diffusion: Any) -> GaussianDiffusion:
+    """``diffusion`` if it is a :class:`GaussianDiffusion`, else a named error saying how to build one."""
+    if not isinstance(diffusion, GaussianDiffusion):
+        raise InvalidParameterError(f"diffusion must be a GaussianDiffusion (GaussianDiffusion.from_model(model) or "
+                                    f".create(...)), got {diffusion!r}")
+    return diffusion

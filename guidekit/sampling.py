@@ -13,8 +13,9 @@ import attrs
 import numpy as np
 import torch
 
+from .checks import check_flag, check_positive_int, is_integer
 from .devices import as_device
-from .diffusion import GaussianDiffusion
+from .diffusion import GaussianDiffusion, check_diffusion
 from .errors import InvalidParameterError, LabelError, NonFiniteError
 from .guidance import Guidance, GuidanceResult, GuidedOutput, StepContext, as_guidance, call_model, check_labels
 from .progress import progress as progress_bar
@@ -66,14 +67,12 @@ def _check_arguments(model: Any, diffusion: Any, shape: Any, seed: Any, offset: 
     """Named errors for arguments of :func:`sample` that would otherwise fail deep inside torch."""
     if not callable(model):
         raise InvalidParameterError(f"model must be callable as model(x_t, t), got {type(model).__name__}")
-    if not isinstance(diffusion, GaussianDiffusion):
-        raise InvalidParameterError(f"diffusion must be a GaussianDiffusion (GaussianDiffusion.from_model(model) or "
-                                    f".create(...)), got {diffusion!r}")
+    check_diffusion(diffusion)
     dims = tuple(shape) if isinstance(shape, (tuple, list, torch.Size)) else ()
-    if len(dims) < 2 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1 for n in dims):
+    if len(dims) < 2 or not all(is_integer(n, 1) for n in dims):
         raise InvalidParameterError(f"shape must be (B, C, ...) of positive integers, got {shape}")
     for name, value in (("seed", seed), ("sample_offset", offset)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+        if not is_integer(value, 0):
             raise InvalidParameterError(f"{name} must be a non-negative integer, got {value!r}")
     if callback is not None and not callable(callback):
         raise InvalidParameterError(f"callback must be callable with a StepInfo, got {type(callback).__name__}")
@@ -85,13 +84,10 @@ def _check_arguments(model: Any, diffusion: Any, shape: Any, seed: Any, offset: 
 
 def _check_options(num_classes: Any, flags: dict[str, Any]) -> None:
     """``num_classes`` a positive integer (or None); the on/off options real booleans ("no" is truthy)."""
-    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
-                                    or num_classes < 1):
-        raise InvalidParameterError(f"num_classes must be a positive integer (the labels drawn are 0..K-1), "
-                                    f"got {num_classes!r}")
+    if num_classes is not None:
+        check_positive_int(num_classes, "num_classes", " (the labels drawn are 0..K-1)")
     for name, value in flags.items():
-        if not isinstance(value, (bool, np.bool_)):
-            raise InvalidParameterError(f"{name} must be True or False, got {value!r}")
+        check_flag(bool(value) if isinstance(value, np.bool_) else value, name)
 
 
 def sample(

@@ -116,13 +116,6 @@ def check_call(fn: Any, nargs: int, what: str, hint: str) -> None:
         raise InvalidParameterError(f"{what} cannot be called with {nargs} argument(s) ({exc}); {hint}") from None
 
 
-def check_flag(value: Any, name: str) -> bool:
-    """``value`` as a bool, refusing anything else (the string "no" would be truthy)."""
-    if not isinstance(value, bool):
-        raise InvalidParameterError(f"{name} must be True or False, got {value!r}")
-    return value
-
-
 def takes_classifier(name: str) -> bool:
     """Whether the registered guidance ``name`` is built with a ``classifier=`` parameter."""
     from ..registry import default_registry

@@ -14,8 +14,9 @@ from typing import Any
 
 import torch
 
+from ..checks import check_flag
 from ..errors import InvalidParameterError, LabelError
-from .base import GuidedOutput, ScaledGuidance, StepContext, call_model, check_flag
+from .base import GuidedOutput, ScaledGuidance, StepContext, call_model
 from .state import GuidanceResult, GuidanceState, Scaler
 
 

@@ -12,8 +12,9 @@ from typing import Any
 
 import torch
 
+from ..checks import check_flag
 from ..errors import InvalidParameterError
-from .base import GuidedOutput, ScaledGuidance, StepContext, call_model, check_call, check_flag
+from .base import GuidedOutput, ScaledGuidance, StepContext, call_model, check_call
 from .state import Scaler
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from guidekit.checks import is_integer
 from guidekit.errors import InvalidParameterError
 
 from .atomic import atomic_write
@@ -51,7 +52,7 @@ def make_grid(x: Any, nrow: int | None = None, padding: int = 2, pad_value: int 
     if n == 0:
         raise InvalidParameterError("save_grid needs at least one image")
     nrow = nrow if nrow is not None else max(1, math.ceil(math.sqrt(n)))
-    ints = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (nrow, padding, pad_value))
+    ints = all(is_integer(v) for v in (nrow, padding, pad_value))
     if not ints or nrow < 1 or padding < 0:
         raise InvalidParameterError(f"nrow must be >= 1 and padding >= 0 (integers), got nrow={nrow!r}, "
                                     f"padding={padding!r}")

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from guidekit.checks import check_positive_int
 from guidekit.errors import InvalidParameterError
 
 from .frechet import FrechetDistanceError, frechet_distance
@@ -83,8 +84,7 @@ def extract_features(
     from guidekit.io import NpzBatch
     from guidekit.progress import progress
 
-    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
-        raise InvalidParameterError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_positive_int(batch_size, "batch_size")
     if isinstance(batch, NpzBatch):
         total, chunks = batch.num_images, batch.iter_images(batch_size)
     else:

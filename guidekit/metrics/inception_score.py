@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from guidekit.checks import check_positive_int
 from guidekit.errors import InvalidParameterError
 
 #: tolerance on the row sums of the probability matrix (float32 softmax outputs pass easily)
@@ -46,8 +47,7 @@ def _split_bounds(n: int, splits: int, split_size: int | None) -> list[tuple[int
         if not isinstance(split_size, (int, np.integer)) or split_size < 1:
             raise InvalidParameterError(f"split_size must be a positive integer, got {split_size!r}")
         return [(i, min(i + int(split_size), n)) for i in range(0, n, int(split_size))]
-    if not isinstance(splits, (int, np.integer)) or isinstance(splits, bool) or splits < 1:
-        raise InvalidParameterError(f"splits must be a positive integer, got {splits!r}")
+    check_positive_int(splits, "splits")
     if splits > n:
         raise InvalidParameterError(f"splits={splits} is larger than the number of samples ({n}); use splits <= {n}")
     edges = np.linspace(0, n, int(splits) + 1).round().astype(int)

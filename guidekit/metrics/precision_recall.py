@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from guidekit.checks import check_positive_int
 from guidekit.errors import InvalidParameterError
 
 DEFAULT_BLOCK_SIZE = 4096
@@ -34,8 +35,7 @@ def _as_features(x: Any, name: str, dtype: torch.dtype, device: torch.device | s
 
 
 def _check_k_block(k: int, block_size: int) -> None:
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-        raise InvalidParameterError(f"k must be a positive integer, got {k!r}")
+    check_positive_int(k, "k")
     if not isinstance(block_size, (int, np.integer)) or block_size < 1:
         raise InvalidParameterError(f"block_size must be a positive integer, got {block_size!r}")
 

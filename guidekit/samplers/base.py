@@ -7,7 +7,7 @@ from collections.abc import Callable
 import attrs
 import torch
 
-from ..diffusion import GaussianDiffusion, MeanVariance
+from ..diffusion import GaussianDiffusion, MeanVariance, check_diffusion
 from ..errors import InvalidParameterError
 
 
@@ -50,9 +50,7 @@ class GuidedSampler:
         denoised_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> StepOutput:
         """One reverse step x_t -> x_{t-1} at respaced index ``t_index``."""
-        if not isinstance(diffusion, GaussianDiffusion):
-            raise InvalidParameterError(f"diffusion must be a GaussianDiffusion (GaussianDiffusion.create(...)), "
-                                        f"got {diffusion!r}")
+        check_diffusion(diffusion)
         for name, value in (("model_output", model_output), ("x_t", x_t), ("guidance_grad", guidance_grad),
                             ("noise", noise)):
             if value is not None and not isinstance(value, torch.Tensor):

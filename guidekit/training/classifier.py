@@ -14,12 +14,12 @@ import attrs
 import torch
 from torch import nn
 
-from ..diffusion import GaussianDiffusion
+from ..diffusion import GaussianDiffusion, check_diffusion
 from ..errors import InvalidParameterError
 from ..guidance import check_labels, entropy_from_log_probs
 from ..registry import create
 from .config import TrainConfig
-from .data import check_data, check_diffusion, check_setup, draw_batch, fingerprint
+from .data import check_data, check_setup, draw_batch, fingerprint
 from .loop import Batch, TrainResult, fit
 
 

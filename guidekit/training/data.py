@@ -8,7 +8,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..diffusion import GaussianDiffusion
 from ..errors import InvalidParameterError
 from .config import TrainConfig
 
@@ -38,12 +37,6 @@ def fingerprint(images: torch.Tensor, labels: torch.Tensor | None, sampled: int 
     if labels is not None:
         digest.update(torch.as_tensor(labels).detach().long().cpu().contiguous().numpy().tobytes())
     return {"shape": list(images.shape), "labels": labels is not None, "sha256": digest.hexdigest()[:16]}
-
-
-def check_diffusion(diffusion: Any) -> None:
-    if not isinstance(diffusion, GaussianDiffusion):
-        raise InvalidParameterError(f"diffusion must be a GaussianDiffusion (GaussianDiffusion.create(...) or "
-                                    f".from_model(model)), got {diffusion!r}")
 
 
 def check_setup(model: nn.Module, config: TrainConfig, what: str) -> None:

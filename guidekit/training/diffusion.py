@@ -16,11 +16,11 @@ import attrs
 import torch
 from torch import nn
 
-from ..diffusion import GaussianDiffusion
+from ..diffusion import GaussianDiffusion, check_diffusion
 from ..errors import InvalidParameterError
 from ..guidance import check_labels
 from .config import TrainConfig
-from .data import check_data, check_diffusion, check_setup, draw_batch, fingerprint
+from .data import check_data, check_setup, draw_batch, fingerprint
 from .loop import Batch, TrainResult, fit
 
 
