@@ -20,6 +20,7 @@ from guidekit.comparison.grid import Cell, build_cells, build_sweeps
 from guidekit.comparison.matched import interpolate_at, matched_table, to_markdown
 from guidekit.errors import InvalidParameterError
 from guidekit.io import load_batch, write_reference_batch
+from guidekit.testing import unzero
 
 pytest.importorskip("guidekit_adm")
 
@@ -42,15 +43,6 @@ class TinyNets:
 """
 
 
-def _unzero(net: torch.nn.Module) -> torch.nn.Module:
-    """ADM zero-initialises its output layers; give them small random weights so guidance acts."""
-    with torch.no_grad():
-        for p in net.parameters():
-            if not p.any():
-                p.normal_(0.0, 0.05)
-    return net
-
-
 def _plugin():
     scope: dict = {}
     exec(PLUGIN, scope)
@@ -65,7 +57,7 @@ def setting(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("tiny")
     torch.manual_seed(0)
-    unet = _unzero(create_model(UNET))
+    unet = unzero(create_model(UNET))
     torch.save(unet.state_dict(), d / "unet.pt")
     judge = SmallCNN(in_channels=3, input_size=8, num_classes=10, width=8, spatial_channels=4)
     judge.save(d / "judge.pt")
@@ -73,7 +65,7 @@ def setting(tmp_path_factory):
     write_reference_batch(d / "ref.npz", images)
     with gk.registered(_plugin(), "tiny-nets"):
         for name in ("ce", "ect"):
-            torch.save(_unzero(gk.create("network", CLF)).state_dict(), d / f"clf_{name}.pt")
+            torch.save(unzero(gk.create("network", CLF)).state_dict(), d / f"clf_{name}.pt")
         yield d
 
 

@@ -17,21 +17,13 @@ from guidekit.comparison.grid import Cell
 from guidekit.comparison.matched import method_of
 from guidekit.errors import InvalidParameterError, MissingGuidanceFieldError
 from guidekit.io import load_batch, to_uint8, write_reference_batch
+from guidekit.testing import unzero
 
 pytest.importorskip("guidekit_adm")
 
 COND = ("--image_size 8 --num_channels 32 --num_res_blocks 1 --attention_resolutions 4 --channel_mult 1,1 "
         "--learn_sigma True --class_cond True --num_classes 11 --diffusion_steps 40 --noise_schedule linear")
 UNCOND = COND.replace("--class_cond True --num_classes 11 ", "")
-
-
-def _unzero(net: torch.nn.Module) -> torch.nn.Module:
-    """ADM zero-initialises its output layers; small random weights make the label matter (as in test_compare)."""
-    with torch.no_grad():
-        for p in net.parameters():
-            if not p.any():
-                p.normal_(0.0, 0.05)
-    return net
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +34,8 @@ def setting(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("tinycond")
     torch.manual_seed(0)
-    torch.save(_unzero(create_model(COND)).state_dict(), d / "cond.pt")
-    torch.save(_unzero(create_model(UNCOND)).state_dict(), d / "uncond.pt")
+    torch.save(unzero(create_model(COND)).state_dict(), d / "cond.pt")
+    torch.save(unzero(create_model(UNCOND)).state_dict(), d / "uncond.pt")
     SmallCNN(in_channels=3, input_size=8, num_classes=10, width=8, spatial_channels=4).save(d / "judge.pt")
     images = np.random.default_rng(0).integers(0, 256, size=(40, 8, 8, 3), dtype=np.uint8)
     write_reference_batch(d / "ref.npz", images)

@@ -26,6 +26,16 @@ def load_golden(name: str) -> dict:
     return torch.load(golden_dir() / name, weights_only=True)
 
 
+def unzero(net: torch.nn.Module, std: float = 0.05) -> torch.nn.Module:
+    """Give the all-zero parameters of ``net`` small random weights, in place (ADM zero-initialises its output
+    layers, so an untrained network ignores its label and gives no classifier gradient)."""
+    with torch.no_grad():
+        for p in net.parameters():
+            if not p.any():
+                p.normal_(0.0, std)
+    return net
+
+
 def random_inception(seed: int = 0) -> torch.nn.Module:
     """The FID Inception-v3 with seeded random weights that give O(1) activations (for tests and GPU checks).
 
