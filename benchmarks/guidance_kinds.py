@@ -11,19 +11,14 @@ x̂0-classifier guidance backpropagates through the diffusion model.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import statistics
-import time
 from pathlib import Path
 
 import guidekit_adm as adm
 import torch
+from side_by_side import TINY, time_interleaved, write_ratio_table
 
 import guidekit as gk
 
-TINY = dict(image_size=8, in_channels=3, model_channels=32, num_res_blocks=1, attention_resolutions=[2],
-            channel_mult=[1, 1], num_head_channels=8, use_scale_shift_norm=True, resblock_updown=True)
 K = 10  # real classes; label K is the null label
 
 
@@ -55,29 +50,13 @@ def main() -> None:
     clf = adm.EncoderUNetModel(out_channels=K, pool="attention", **TINY).to(device).eval()
     diff = gk.GaussianDiffusion.create(steps=1000, learn_sigma=True, respacing=args.respacing)
     y = torch.arange(args.batch, device=device) % K
-    kinds = guidances(clf)
-    times: dict[str, list[float]] = {k: [] for k in kinds}
-    for rep in range(args.repeats + 1):  # the first round warms up
-        for name, guidance in kinds.items():  # interleaved, so drift hits every kind alike
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            gk.sample(unet, diff, (args.batch, 3, 8, 8), guidance=guidance, y=y, seed=rep, progress=False, device=device)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            if rep:
-                times[name].append(time.perf_counter() - start)
-    base = statistics.median(times["conditional"])
-    env = {"torch": torch.__version__, "device": torch.cuda.get_device_name(device) if device.type == "cuda"
-           else f"cpu ({torch.get_num_threads()} threads, {platform.machine()})"}
-    lines = [f"# Guidance kinds: tiny UNet, batch {args.batch}, {args.respacing}, {env['device']}, torch {env['torch']}",
-             "", "| guidance | median loop time (s) | ratio to conditional |", "|---|---|---|"]
-    lines += [f"| {n} | {statistics.median(v):.3f} | {statistics.median(v) / base:.2f} |" for n, v in times.items()]
-    text = "\n".join(lines) + "\n"
-    print(text)
+    runs = {name: (lambda rep, g=guidance: gk.sample(unet, diff, (args.batch, 3, 8, 8), guidance=g, y=y, seed=rep,
+                                                       progress=False, device=device))
+            for name, guidance in guidances(clf).items()}
+    times = time_interleaved(runs, args.repeats, device)
     out = Path(args.out or Path(__file__).parent / "results" / f"guidance_kinds_{device.type}.md")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text + "\n```json\n" + json.dumps({"env": env, "seconds": times}, indent=1) + "\n```\n")
+    write_ratio_table(out, f"Guidance kinds: tiny UNet, batch {args.batch}, {args.respacing}", "guidance", times,
+                      "conditional", device, digits=2)
 
 
 if __name__ == "__main__":

@@ -10,19 +10,15 @@ same as constant guidance (ratio ≈ 1); unguided sampling shows what the classi
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import statistics
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import guidekit_adm as adm
 import torch
+from side_by_side import TINY, time_interleaved, write_ratio_table
 
 import guidekit as gk
 
-TINY = dict(image_size=8, in_channels=3, model_channels=32, num_res_blocks=1, attention_resolutions=[2],
-            channel_mult=[1, 1], num_head_channels=8, use_scale_shift_norm=True, resblock_updown=True)
 SCALERS = {"unguided": None, "constant": {}, "entropy": {}, "gradnorm": {}, "interval": {}, "timestep": {}}
 
 
@@ -52,31 +48,17 @@ def main() -> None:
     unet, clf, size = networks(args.arch, device)
     diff = gk.GaussianDiffusion.create(steps=1000, learn_sigma=True, respacing=args.respacing)
     y = torch.arange(args.batch, device=device) % 10
-    times: dict[str, list[float]] = {k: [] for k in SCALERS}
-    for rep in range(args.repeats + 1):  # the first round warms up
-        for name, params in SCALERS.items():  # interleaved, so drift hits every scaler alike
-            guidance = None if params is None else gk.ClassifierGuidance(clf, name, **params)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            gk.sample(unet, diff, (args.batch, 3, size, size), guidance=guidance, y=y, seed=rep, progress=False,
-                      class_cond=getattr(unet, "num_classes", None) is not None, device=device)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            if rep:
-                times[name].append(time.perf_counter() - start)
-    base = statistics.median(times["constant"])
-    rows = [(name, statistics.median(v), statistics.median(v) / base) for name, v in times.items()]
-    env = {"torch": torch.__version__, "device": torch.cuda.get_device_name(device) if device.type == "cuda"
-           else f"cpu ({torch.get_num_threads()} threads, {platform.machine()})"}
-    lines = [f"# Guidance overhead: {args.arch}, batch {args.batch}, {args.respacing}, {env['device']}, torch {env['torch']}",
-             "", "| scaler | median loop time (s) | ratio to constant |", "|---|---|---|"]
-    lines += [f"| {n} | {t:.3f} | {r:.3f} |" for n, t, r in rows]
-    text = "\n".join(lines) + "\n"
-    print(text)
+    class_cond = getattr(unet, "num_classes", None) is not None
+
+    def run(name: str, params: dict | None) -> Callable[[int], object]:
+        guidance = None if params is None else gk.ClassifierGuidance(clf, name, **params)
+        return lambda rep: gk.sample(unet, diff, (args.batch, 3, size, size), guidance=guidance, y=y, seed=rep,
+                                     progress=False, class_cond=class_cond, device=device)
+
+    times = time_interleaved({name: run(name, params) for name, params in SCALERS.items()}, args.repeats, device)
     out = Path(args.out or Path(__file__).parent / "results" / f"guidance_overhead_{args.arch}_{device.type}.md")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text + "\n```json\n" + json.dumps({"env": env, "seconds": times}, indent=1) + "\n```\n")
+    write_ratio_table(out, f"Guidance overhead: {args.arch}, batch {args.batch}, {args.respacing}", "scaler", times,
+                      "constant", device)
 
 
 if __name__ == "__main__":
