@@ -49,6 +49,18 @@ def guidekit_extractors() -> Iterable[Component]:
     """Return feature extractors for metrics: ``extract(images) -> {"pool", "spatial", "logits"}``."""
 
 
+@hookspec(firstresult=True)
+def guidekit_resolve_network(spec: str, path: str | None, device: str) -> object | None:
+    """Turn a network spec this plugin recognises into a ``torch.nn.Module`` with a ``card`` dict; else None.
+
+    ``spec`` is what the user typed after ``--model``/``--classifier`` (a release name, a flag string,
+    a folder ...); ``path`` the weights file given beside it (``--model-path``), or None. The first
+    plugin that returns a network wins; the core resolves registered ``network`` names and training
+    output folders after every plugin has declined. Raise a :class:`guidekit.GuidekitError` for a spec
+    the plugin owns but cannot load (wrong weights, missing file), so the user sees why.
+    """
+
+
 @hookspec
 def guidekit_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add sub-commands to the ``guidekit`` command line (``subparsers.add_parser(...)``)."""

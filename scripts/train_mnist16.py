@@ -53,11 +53,11 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def store(state: dict[str, torch.Tensor], name: str, card: dict) -> Path:
+def store(state: dict[str, torch.Tensor], name: str, card: dict, weights: Path = WEIGHTS) -> Path:
     """Write the weights as float16 safetensors (half the size; the models run in float32) and note it in the card."""
     half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     card["stored_dtype"] = "float16"
-    return export_weights(half, WEIGHTS / f"{name}.safetensors")
+    return export_weights(half, weights / f"{name}.safetensors")
 
 
 def noisy_accuracy(classifier: torch.nn.Module, held: gk.data.Dataset) -> dict[str, float]:
@@ -76,7 +76,8 @@ def noisy_accuracy(classifier: torch.nn.Module, held: gk.data.Dataset) -> dict[s
 def train_oracle(train: gk.data.Dataset, held: gk.data.Dataset, cfg: dict) -> tuple[SmallCNN, dict]:
     """A clean-image SmallCNN (not an ADM network), with ±1 px random shifts as augmentation."""
     torch.manual_seed(cfg["seed"])
-    model = SmallCNN(in_channels=1, input_size=16, num_classes=10, width=cfg["width"], spatial_channels=16)
+    model = SmallCNN(in_channels=1, input_size=train.images.shape[-1], num_classes=10, width=cfg["width"],
+                     spatial_channels=16)
     gen = torch.Generator().manual_seed(cfg["seed"])
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"])
     x, y = train.images, train.labels
