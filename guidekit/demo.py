@@ -79,7 +79,7 @@ def _out_folder(out: str | None, overwrite: bool) -> str:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from .cli import check_respacing, check_writable, parse_params
+    from .options import check_respacing, check_writable, parse_params
 
     if args.samples < 10:
         raise InvalidParameterError(f"--samples must be at least 10 (one per class), got {args.samples}")

@@ -34,6 +34,7 @@ from .errors import InvalidParameterError, NonFiniteError
 from .guidance import ClassifierGuidance, GuidanceResult, GuidanceState, check_labels
 from .guidance.base import check_scale, negative_scale_error
 from .progress import progress as progress_bar
+from .steps import StepInfo
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": None}
 
@@ -232,8 +233,6 @@ def sample_loop(
     check_finite: bool,
 ) -> torch.Tensor:
     """The reverse process from x_T (labels already drawn and checked) on the fast path."""
-    from .sampling import StepInfo
-
     if guidance is not None and not isinstance(guidance, ClassifierGuidance):
         raise InvalidParameterError(f"the fast path drives classifier guidance only, not {type(guidance).__name__}: "
                                     "sample it without fast=True (--fast)")

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import attrs
 import numpy as np
 import torch
 
@@ -17,22 +16,11 @@ from .checks import check_flag, check_positive_int, is_integer
 from .devices import as_device
 from .diffusion import GaussianDiffusion, check_diffusion
 from .errors import InvalidParameterError, LabelError, NonFiniteError
-from .guidance import Guidance, GuidanceResult, GuidedOutput, StepContext, as_guidance, call_model, check_labels
+from .guidance import Guidance, GuidedOutput, StepContext, as_guidance, call_model, check_labels
 from .progress import progress as progress_bar
+from .steps import StepInfo
 
-
-@attrs.frozen(eq=False)
-class StepInfo:
-    """Handed to ``callback`` after every step."""
-
-    step: int
-    t_index: int
-    t: torch.Tensor
-    x_t: torch.Tensor
-    sample: torch.Tensor
-    pred_xstart: torch.Tensor
-    y: torch.Tensor | None
-    guidance: GuidanceResult | None
+__all__ = ["StepInfo", "sample", "sample_generator"]
 
 
 def sample_generator(seed: int, index: int) -> torch.Generator:

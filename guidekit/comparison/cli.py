@@ -94,7 +94,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import check_guidance_params, parse_params
+    from ..options import check_guidance_params, parse_params
     from . import compare
 
     check_guidance_params(args.guidance, parse_params(args.guidance_param, "--guidance-param"))

@@ -90,7 +90,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import check_writable
+    from ..options import check_writable
 
     seen = set()
     for folder in args.runs:

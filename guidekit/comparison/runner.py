@@ -34,6 +34,9 @@ from ..errors import InvalidParameterError
 from ..io import SampleBatchWriter, atomic_write, to_uint8
 from ..metrics import FeatureStats, frechet_distance
 from ..metrics.precision_recall import _coverage, manifold_radii
+from ..registry import create
+from ..sampling import sample
+from ..trace import GuidanceTrace
 from .grid import Cell, canonical
 from .reference import ReferenceStats
 
@@ -204,12 +207,10 @@ def _quantiles(v: torch.Tensor) -> dict[str, float | None]:
 
 def compute(ctx: Context, cell: Cell | None, seed: int) -> dict[str, Any]:
     """Sample, judge and measure one cell (``cell=None``: unguided sampling for ``seed``)."""
-    import guidekit as gk
-
     started = time.perf_counter()
     guidance = None
     if cell is not None:
-        guidance = make_guidance(ctx, cell, gk.create("scaler", cell.scaler, **cell.params))
+        guidance = make_guidance(ctx, cell, create("scaler", cell.scaler, **cell.params))
     stats, pools, vanish = FeatureStats(), [], []
     correct, judged = 0, 0
     norm_sum: torch.Tensor | None = None
@@ -223,8 +224,8 @@ def compute(ctx: Context, cell: Cell | None, seed: int) -> dict[str, Any]:
         for start in range(0, ctx.num_samples, ctx.batch_size):
             count = min(ctx.batch_size, ctx.num_samples - start)
             y = labels_for(start, count, ctx.num_classes)
-            trace = gk.GuidanceTrace() if guidance is not None else None
-            x0 = gk.sample(ctx.model, ctx.diffusion, (count, *ctx.shape), sampler=ctx.sampler, guidance=guidance,
+            trace = GuidanceTrace() if guidance is not None else None
+            x0 = sample(ctx.model, ctx.diffusion, (count, *ctx.shape), sampler=ctx.sampler, guidance=guidance,
                            y=y, num_classes=ctx.num_classes, seed=seed, sample_offset=start, callback=trace,
                            progress=False, device=ctx.device, clip_denoised=ctx.clip_denoised)
             images = to_uint8(x0.cpu())  # judged as saved: uint8, like the ADM evaluator

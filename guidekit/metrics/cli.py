@@ -62,7 +62,7 @@ def _extractor(args: argparse.Namespace) -> Any:
         if path is not None and path != args.inception_weights:
             raise InvalidParameterError("give the Inception weights once: --inception-weights or --extractor-path")
         path = args.inception_weights
-    from guidekit.cli import component_params, parse_params
+    from guidekit.options import component_params, parse_params
 
     params = component_params("extractor", parse_params(args.extractor_param, "--extractor-param"),
                               device=args.device, path=path)
@@ -95,8 +95,8 @@ def run(args: argparse.Namespace) -> int:
             if not Path(path).is_file():
                 raise FileNotFoundError(f"{flag} {path}: no such file; give an ADM-layout .npz (arr_0 uint8 NHWC)")
         if args.out is not None:  # checked now, not after a long evaluation
-            from guidekit.cli import refuse_existing
             from guidekit.io import remove_stale_temporaries
+            from guidekit.options import refuse_existing
 
             if any(Path(args.out).resolve() == Path(p).resolve() for p in (args.ref, args.samples)):
                 raise GuidekitError(f"--out {args.out} is an input batch; write the results to another file")
