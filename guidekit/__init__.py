@@ -16,9 +16,11 @@ from .errors import (
     LabelError,
     MissingGuidanceFieldError,
     NonFiniteError,
+    OutputLockedError,
     PluginLoadError,
     PluginLoadWarning,
     UnknownComponentError,
+    UnknownNetworkError,
 )
 from .guidance import (
     ClassifierFreeGuidance,
@@ -30,6 +32,7 @@ from .guidance import (
     StepContext,
     X0ClassifierGuidance,
 )
+from .networks import load_network
 from .registry import (
     available,
     create,
@@ -61,9 +64,9 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "CheckpointError", "ClassifierFreeGuidance", "ClassifierGuidance", "CompareResult", "Component", "DiffusionConfig",
     "DuplicateComponentError", "GaussianDiffusion", "GuidanceResult", "GuidanceTrace", "GuidanceState", "GuidedOutput",
-    "GuidekitError", "InvalidParameterError", "LabelError", "MeanVariance", "MissingGuidanceFieldError", "NonFiniteError",
-    "PluginLoadError", "PluginLoadWarning", "Scaler", "StepContext", "StepInfo", "UnknownComponentError",
-    "X0ClassifierGuidance", "available", "compare", "create", "describe", "register_extractor", "register_guidance",
+    "GuidekitError", "InvalidParameterError", "LabelError", "MeanVariance", "MissingGuidanceFieldError", "NonFiniteError", "OutputLockedError",
+    "PluginLoadError", "PluginLoadWarning", "Scaler", "StepContext", "StepInfo", "UnknownComponentError", "UnknownNetworkError",
+    "X0ClassifierGuidance", "available", "compare", "create", "describe", "load_network", "register_extractor", "register_guidance",
     "register_loss", "register_network", "register_sampler", "register_scaler", "registered", "sample",
     "sample_generator", "space_timesteps", "TrainConfig", "TrainResult", "train_classifier", "train_diffusion",
 ]

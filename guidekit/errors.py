@@ -14,6 +14,10 @@ class UnknownComponentError(GuidekitError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class UnknownNetworkError(UnknownComponentError):
+    """A network spec that neither a plugin's resolver, a registered ``network`` name nor a training folder names."""
+
+
 class DuplicateComponentError(GuidekitError):
     """Two providers registered the same component name."""
 
@@ -44,3 +48,7 @@ class LabelError(GuidekitError, ValueError):
 
 class MissingGuidanceFieldError(InvalidParameterError):
     """A scaler read a :class:`~guidekit.GuidanceState` field that the guidance does not provide."""
+
+
+class OutputLockedError(GuidekitError):
+    """Another run is writing into the same output (its lock file names it)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable
+from typing import Any
 
 import pluggy
 
@@ -50,14 +51,28 @@ def guidekit_extractors() -> Iterable[Component]:
 
 
 @hookspec(firstresult=True)
-def guidekit_resolve_network(spec: str, path: str | None, device: str) -> object | None:
+def guidekit_resolve_network(spec: str, path: str | None, device: str, params: dict[str, Any],
+                             fast: bool) -> object | None:
     """Turn a network spec this plugin recognises into a ``torch.nn.Module`` with a ``card`` dict; else None.
 
     ``spec`` is what the user typed after ``--model``/``--classifier`` (a release name, a flag string,
-    a folder ...); ``path`` the weights file given beside it (``--model-path``), or None. The first
-    plugin that returns a network wins; the core resolves registered ``network`` names and training
-    output folders after every plugin has declined. Raise a :class:`guidekit.GuidekitError` for a spec
-    the plugin owns but cannot load (wrong weights, missing file), so the user sees why.
+    a folder ...); ``path`` the weights file given beside it (``--model-path``), or None: then the
+    network comes with its own weights, or random ones (say so with ``card["random_weights"] = True``).
+    ``device`` is a torch device string; ``"meta"`` asks for the architecture only, without reading
+    weights, so that a command can look at the card before anything heavy is loaded. ``params`` are
+    constructor arguments and loading options (``--model-param K=V``; ``--use-fp16`` arrives as
+    ``use_fp16``): a resolver that claims the spec honours every key or raises naming those it accepts.
+    ``fast``: the network will run on the fast path (autocast of float32 weights), so keep float32
+    weights unless ``params`` ask otherwise. An implementation may take any subset of these arguments;
+    one without ``params`` is refused any (the core names them).
+
+    The first plugin that returns a network wins; the core resolves registered ``network`` names and
+    training output folders after every plugin has declined. Raise a :class:`guidekit.GuidekitError`
+    for a spec the plugin owns but cannot load (wrong weights, missing file), so the user sees why.
+    The card says what ``guidekit sample`` needs: ``"diffusion"`` (keyword arguments of
+    :meth:`guidekit.GaussianDiffusion.create`), ``"role"`` (``"diffusion"``, ``"classifier"``, ...),
+    ``"image_size"``, ``"channels"``, and for conditional models ``"null_label"``. The first line of
+    the implementation's docstring says which specs it resolves (it is listed when no resolver knows a spec).
     """
 
 

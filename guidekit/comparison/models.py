@@ -1,8 +1,8 @@
 """Loading what a comparison needs: the diffusion model, classifiers, the diffusion process, the judge.
 
-Networks are ``"network"`` components by name (bundled models come with weights and a ``card``);
-ADM release names and reference flag strings (``--model="--image_size 64 ..."``) come from
-guidekit-adm, and a checkpoint path is loaded strictly with ``weights_only=True``.
+Networks come from :func:`guidekit.load_network`: registered names (bundled models come with weights
+and a ``card``), a plugin's specs (guidekit-adm: release names and flag strings) and training folders;
+a checkpoint path is loaded strictly with ``weights_only=True``.
 """
 
 from __future__ import annotations
@@ -13,91 +13,22 @@ from typing import Any
 
 import torch
 
+from .. import networks
 from ..diffusion import GaussianDiffusion
-from ..errors import CheckpointError, InvalidParameterError, UnknownComponentError
-
-
-def _adm_config(name: str) -> Any | None:
-    """The guidekit-adm ModelConfig of a release name or flag string; None if it is neither (or no plugin)."""
-    try:
-        from guidekit_adm.factory import resolve_config
-        from guidekit_adm.releases import RELEASES
-    except ImportError:
-        if name.lstrip().startswith("--"):
-            raise InvalidParameterError(f"{name!r} is an ADM flag string: pip install guidekit-adm") from None
-        return None
-    if name.lstrip().startswith("--") or (name[:-3] if name.endswith(".pt") else name) in RELEASES:
-        return resolve_config(name)
-    return None
-
-
-def _read_state(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        try:
-            from safetensors.torch import load_file
-        except ImportError:
-            raise ImportError(f"reading {path.name} needs the safetensors package: pip install safetensors") from None
-        return load_file(str(path))
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
-        raise CheckpointError(f"cannot read {path} ({type(exc).__name__}); expected torch.save(model.state_dict())") from exc
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path} does not hold a state dict")
-    return state
-
-
-def _factory_takes_path(name: str) -> bool:
-    """Whether the network component's factory loads weights itself from ``path=`` (bundled models do)."""
-    import inspect
-
-    from ..registry import describe
-
-    for comp in describe("network"):
-        if comp.name == name:
-            try:
-                return "path" in inspect.signature(comp.factory).parameters
-            except (TypeError, ValueError):
-                return False
-    return False
+from ..errors import InvalidParameterError, UnknownComponentError
 
 
 def load_network(name: str, path: str | Path | None, device: torch.device, what: str) -> torch.nn.Module:
-    """A network by component name, ADM release name or flag string, with ``path`` loaded strictly."""
-    config = _adm_config(name)
-    if config is not None:
-        if path is not None:
-            from guidekit_adm import load_checkpoint
-
-            net = load_checkpoint(config, path, device=device)
-        else:
-            from guidekit_adm.factory import create_model
-
-            net = create_model(config, device=device)
-            net.adm_config = config
-    else:
-        from ..registry import create
-
-        takes_path = path is not None and _factory_takes_path(name)
-        try:
-            net = create("network", name, **({"path": str(path)} if takes_path else {}))
-        except UnknownComponentError as exc:
-            raise UnknownComponentError(f"--{what} {name!r}: {exc}") from None
-        if path is not None and not takes_path:
-            path = Path(path)
-            if not path.is_file():
-                raise FileNotFoundError(f"--{what}-path {path} does not exist")
-            state = _read_state(path)
-            try:
-                net.load_state_dict(state, strict=True)
-            except RuntimeError as exc:
-                raise CheckpointError(f"{path} does not fit network {name!r}: {str(exc).splitlines()[0]}") from None
-    if path is None and (config is not None or getattr(net, "card", None) is None):  # ADM nets carry a card too
+    """``--model``/``--classifier`` through :func:`guidekit.load_network` (the one way in for every network);
+    a network without weights (an architecture, no ``--{what}-path``) is run with a warning."""
+    try:
+        net = networks.load_network(name, path, device)
+    except UnknownComponentError as exc:
+        raise UnknownComponentError(f"--{what} {name!r}: {exc}") from None
+    if net.card.get("random_weights"):
         print(f"guidekit compare: warning: --{what} {name!r} has no bundled weights and no --{what}-path; "
               "it runs with random weights", file=sys.stderr)
-    return net.to(device).eval()
+    return net
 
 
 def card_of(net: Any) -> dict[str, Any]:
@@ -109,17 +40,17 @@ def diffusion_for(model: Any, respacing: str | None) -> GaussianDiffusion:
     """The diffusion process ``model`` was trained with (:meth:`GaussianDiffusion.from_model`), respaced;
     ``respacing=None`` takes the card's respacing, else an ADM network's flag setting, else all steps."""
     if respacing is None:
-        adm = getattr(model, "adm_config", None)
-        respacing = str((card_of(model).get("diffusion") or {}).get("respacing", adm.diffusion.respacing if adm else ""))
+        respacing = default_respacing(model)
     return GaussianDiffusion.from_model(model, respacing=respacing)
 
 
 def default_respacing(model: Any) -> str:
-    settings = card_of(model).get("diffusion") or {}
-    if "respacing" in settings:
-        return str(settings["respacing"])
-    config = getattr(model, "adm_config", None)  # ADM cards name no respacing: the release README's suggestion
-    return str(getattr(config, "suggested_respacing", "") or "") if config is not None else ""
+    """The card's respacing, else its ``suggested`` one (an ADM release's README), else all steps."""
+    card = card_of(model)
+    for settings in (card.get("diffusion"), card.get("suggested")):
+        if isinstance(settings, dict) and settings.get("respacing") is not None:
+            return str(settings["respacing"])
+    return ""
 
 
 def image_shape(model: Any, reference_shape: tuple[int, ...] | None) -> tuple[int, int, int]:

@@ -25,9 +25,11 @@ from .batches import (
     write_sample_batch,
 )
 from .images import to_uint8
+from .lock import output_lock
 from .png import encode_png, make_grid, save_grid
 
 __all__ = [
+    "output_lock",
     "EXPECTED_KEYS", "IMAGE_KEY", "LABEL_KEY", "STAT_KEYS", "BatchFileError", "NpzBatch", "SampleBatchWriter",
     "atomic_write", "encode_png", "load_batch", "make_grid", "merge_sample_batches", "sample_batch_name",
     "remove_stale_temporaries", "save_grid", "to_uint8", "write_npz", "write_reference_batch", "write_sample_batch",

@@ -1,8 +1,8 @@
-"""Entry point of the guidekit-adm distribution: ADM networks and the ``guidekit sample`` command."""
+"""Entry point of the guidekit-adm distribution: ADM networks as components, and the resolver of release names
+and flag strings behind ``gk.load_network`` (so ``guidekit sample``/``train-*``/``compare`` take them)."""
 
 from __future__ import annotations
 
-import argparse
 import functools
 
 from guidekit import Component
@@ -11,7 +11,10 @@ from guidekit.hookspecs import hookimpl
 from .encoder import EncoderUNetModel
 from .factory import create_model, model_card
 from .releases import RELEASES
+from .resolve import guidekit_resolve_network
 from .unet import SuperResModel, UNetModel
+
+__all__ = ["guidekit_networks", "guidekit_resolve_network"]
 
 _KIND_WORDS = {"unet": "diffusion UNet", "superres": "upsampler", "classifier": "noise-aware classifier"}
 
@@ -43,12 +46,3 @@ def guidekit_networks() -> list[Component]:
         Component("adm-superres", SuperResModel, "ADM SuperResModel (upsampler) with the reference arguments"),
         Component("adm-classifier", EncoderUNetModel, "ADM EncoderUNetModel (noise-aware classifier)"),
     ]
-
-
-@hookimpl
-def guidekit_commands(subparsers: argparse._SubParsersAction) -> None:
-    from .cli import add_sample_parser
-    from .train_cli import add_train_parsers
-
-    add_sample_parser(subparsers)
-    add_train_parsers(subparsers)

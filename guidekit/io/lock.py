@@ -1,0 +1,141 @@
+"""One writer per output: a lock file holding the owner's pid, host, start time and command.
+
+``with output_lock(folder, "guidekit sample"):`` creates ``folder/.guidekit.lock`` atomically
+(``O_CREAT | O_EXCL``, so it works across hosts that share the folder); a second writer gets an
+:class:`~guidekit.errors.OutputLockedError` naming the first. A lock whose process is dead on this host
+(a run killed with SIGKILL) is stale and taken over; taking over is serialised by ``flock`` on a
+companion file, so two late-comers cannot both take the same stale lock. The lock is removed when the
+block ends, whatever the outcome, if it is still ours.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import secrets
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..errors import OutputLockedError
+
+LOCK_NAME = ".guidekit.lock"
+#: a lock file that stays empty or unreadable this long was left by a writer killed while creating it
+UNREADABLE_GRACE_S = 5.0
+
+__all__ = ["LOCK_NAME", "output_lock", "read_lock"]
+
+
+def read_lock(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The owner record of a lock file; None when it is missing, empty or unreadable."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _alive(pid: Any) -> bool:
+    """Whether process ``pid`` exists on this host (a process of another user counts)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError as exc:
+        return exc.errno != errno.ESRCH
+    return True
+
+
+def _stale(path: Path, record: dict[str, Any] | None) -> bool:
+    """A lock left behind: its process is dead on this host, or it never got its record written."""
+    if record is None:
+        try:
+            return time.time() - path.stat().st_mtime > UNREADABLE_GRACE_S
+        except FileNotFoundError:
+            return False
+    return record.get("host") == socket.gethostname() and not _alive(record.get("pid"))
+
+
+def _describe(record: dict[str, Any] | None) -> str:
+    if record is None:
+        return "a run that is still creating it"
+    return (f"{record.get('command') or 'another run'} (pid {record.get('pid')} on {record.get('host')}, "
+            f"started {record.get('started')})")
+
+
+@contextlib.contextmanager
+def _takeover_mutex(path: Path) -> Iterator[None]:
+    """``flock`` on ``path`` + ``.takeover`` (where available), so that one process at a time judges a stale lock."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: the check-then-remove below is then only nearly atomic
+        yield
+        return
+    side = path.with_name(path.name + ".takeover")
+    with open(side, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _acquire(path: Path, record: dict[str, Any]) -> None:
+    """Create the lock file with ``record``, taking over a stale one; else name its owner."""
+    deadline = time.monotonic() + 2 * UNREADABLE_GRACE_S
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            owner = read_lock(path)
+            if owner is None and not path.exists():
+                continue  # released between our two looks
+            if not _stale(path, owner):
+                if owner is None and time.monotonic() < deadline:
+                    time.sleep(0.05)  # its owner is writing the record this instant
+                    continue
+                raise OutputLockedError(
+                    f"{path.parent} is being written by {_describe(owner)}; two runs into one output would mix their "
+                    f"files. Wait for that run to finish, or choose another output. If it is gone for good (it ran "
+                    f"on another host), delete {path}") from None
+            with _takeover_mutex(path):
+                current = read_lock(path)
+                if path.exists() and _stale(path, current):
+                    print(f"guidekit: taking over the stale lock of {_describe(current)} in {path.parent}",
+                          file=sys.stderr)
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+            continue
+        with os.fdopen(fd, "w") as fh:
+            json.dump(record, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return
+
+
+@contextlib.contextmanager
+def output_lock(folder: str | os.PathLike[str], command: str, *, name: str = LOCK_NAME) -> Iterator[Path]:
+    """Hold ``folder/name`` (the folder is created) for the block; ``command`` is named to a second writer."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+              "command": command, "token": secrets.token_hex(8)}
+    _acquire(path, record)
+    try:
+        yield path
+    finally:
+        if (read_lock(path) or {}).get("token") == record["token"]:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            path.with_name(path.name + ".takeover").unlink()

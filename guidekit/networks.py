@@ -1,0 +1,253 @@
+"""One way in for every network: :func:`load_network` turns a string into a network with a ``card``.
+
+A spec is resolved, in this order, by
+
+1. the plugins' ``guidekit_resolve_network`` hooks (guidekit-adm: ADM release names and reference flag
+   strings; any model family can add its own);
+2. a registered ``network`` component name (bundled models come with their weights; ``path`` loads
+   other weights strictly; ``params`` are the component's constructor arguments);
+3. a training output folder (``card.json`` and ``model.safetensors``, as ``guidekit train-*`` writes
+   them): the architecture is rebuilt from the card through 1-2 and the weights are loaded strictly.
+
+The commands (``sample``, ``train-*``, ``compare``, ``evaluate``'s networks, the demo) get their networks
+here only, so a model family plugged in through the hook works with all of them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .devices import as_device
+from .errors import CheckpointError, GuidekitError, InvalidParameterError, UnknownNetworkError
+
+#: the hook every model family implements
+HOOK = "guidekit_resolve_network"
+#: what a training output folder holds
+CARD_FILE = "card.json"
+WEIGHTS_FILE = "model.safetensors"
+
+__all__ = ["CARD_FILE", "WEIGHTS_FILE", "load_network", "read_card", "read_state"]
+
+
+def load_network(spec: str | os.PathLike[str], path: str | os.PathLike[str] | None = None,
+                 device: str | torch.device | None = None, *, params: Mapping[str, Any] | None = None,
+                 fast: bool = False) -> torch.nn.Module:
+    """The network named by ``spec``, on ``device`` (default CPU) in eval mode, with a ``card`` dict.
+
+    ``spec`` is a release name or flag string a plugin resolves, a registered ``network`` name, or a
+    training output folder. ``path`` is a weights file for it (``.pt``/``.pth`` read with
+    ``weights_only=True``, or ``.safetensors``), loaded strictly. ``params`` are constructor
+    arguments and loading options of the architecture (``--model-param``). ``device="meta"`` builds
+    the architecture without reading any weights, to look at its card cheaply. ``fast`` tells the
+    resolver the network runs on the fast path (see :mod:`guidekit.fast`).
+
+    >>> net = gk.load_network("mnist16-unet")              # doctest: +SKIP
+    >>> net = gk.load_network("runs/unet")                 # doctest: +SKIP  (a guidekit train-diffusion --out)
+    >>> net.card["diffusion"]                              # doctest: +SKIP
+    """
+    if isinstance(spec, os.PathLike):
+        spec = os.fspath(spec)
+    if not isinstance(spec, str) or not spec.strip():
+        raise InvalidParameterError(f"a network is named by a non-empty string (a name, a flag string or a training "
+                                    f"folder), got {spec!r}")
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise InvalidParameterError(f"path must be the weights file (a str or Path), got {path!r}")
+    if params is not None and not isinstance(params, Mapping):
+        raise InvalidParameterError(f"params must be a dict of constructor arguments, got {params!r}")
+    dev = as_device("cpu" if device is None else device, "device", allow_meta=True)
+    params = dict(params or {})
+    net = _from_plugins(spec, path, dev, params, bool(fast))
+    if net is None:
+        from .registry import available
+
+        if spec in available("network"):
+            net = _from_component(spec, path, dev, params)
+        elif (Path(spec) / CARD_FILE).is_file():
+            net = _from_folder(Path(spec), path, dev, params, bool(fast))
+        else:
+            raise UnknownNetworkError(_unknown_message(spec))
+    if not isinstance(net, torch.nn.Module):
+        raise InvalidParameterError(f"network {spec!r} resolved to a {type(net).__name__}, not a torch.nn.Module")
+    card = getattr(net, "card", None)
+    net.card = dict(card) if isinstance(card, Mapping) else {}
+    return net.to(dev).eval()
+
+
+def _from_plugins(spec: str, path: Any, device: torch.device, params: dict[str, Any], fast: bool) -> Any:
+    """Ask every plugin's resolver, last registered first (pluggy's order); None when all decline."""
+    from .registry import default_registry
+
+    args = {"spec": spec, "path": None if path is None else os.fspath(path), "device": str(device),
+            "params": dict(params), "fast": fast}
+    for dist, impl in reversed(list(default_registry().manager.implementations(HOOK))):
+        try:
+            net = impl.function(*[args[name] for name in impl.argnames])
+        except (GuidekitError, OSError, ImportError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a resolver's bug is named with its distribution
+            raise GuidekitError(f"the network resolver of {dist} failed on {spec!r} ({type(exc).__name__}: {exc}); "
+                                f"this is a bug in {dist}, or the spec is not what it expects") from exc
+        if net is None:
+            continue
+        if params and "params" not in impl.argnames:
+            raise InvalidParameterError(f"{spec!r} is resolved by {dist}, which takes no constructor parameters; "
+                                        f"drop {', '.join(f'{k}=' for k in params)}")
+        return net
+    return None
+
+
+def _takes(factory: Any, name: str) -> bool:
+    try:
+        return name in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _from_component(name: str, path: Any, device: torch.device, params: dict[str, Any]) -> torch.nn.Module:
+    """A registered ``network``: built with ``params``; ``path`` goes to its factory's ``path=`` (bundled models
+    load and check their own weights) or is loaded strictly into the built network."""
+    from .registry import create, default_registry
+
+    factory = default_registry().get("network", name).factory
+    load_here = path is not None and device.type != "meta"
+    takes_path = load_here and _takes(factory, "path") and "path" not in params
+    net = create("network", name, **params, **({"path": os.fspath(path)} if takes_path else {}))
+    card = getattr(net, "card", None)
+    if load_here and not takes_path:
+        load_strictly(net, Path(path), f"network {name!r}")
+    if not isinstance(card, Mapping):
+        net.card = {"architecture": name}
+        if path is None:  # an architecture without weights of its own
+            net.card["random_weights"] = True
+    return net
+
+
+def read_state(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from ``.safetensors`` or a ``.pt``/``.pth`` file (``torch.load(weights_only=True)``;
+    a ``{"state_dict": ...}`` wrapper is unwrapped)."""
+    if path.is_dir():
+        raise CheckpointError(f"weights path {path} is a folder; give the weights file inside it")
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {path} does not exist")
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+        except ImportError:
+            raise ImportError(f"reading {path.name} needs the safetensors package: pip install safetensors") from None
+        try:
+            return load_file(str(path))
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own types for damaged files
+            raise CheckpointError(f"cannot read {path} as .safetensors ({type(exc).__name__}: {exc})") from None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
+        raise CheckpointError(f"cannot read {path} ({type(exc).__name__}); expected torch.save(model.state_dict())") from exc
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} does not hold a state dict")
+    return state
+
+
+def load_strictly(net: torch.nn.Module, path: Path, what: str) -> None:
+    """``net.load_state_dict(read_state(path), strict=True)``, a mismatch named in one line."""
+    state = read_state(path)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raise CheckpointError(f"{path} does not fit {what}: {lines[1] if len(lines) > 1 else lines[0]}") from None
+
+
+def read_card(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``card.json`` of a training output folder."""
+    file = Path(folder) / CARD_FILE
+    try:
+        card = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read {file} ({exc}); a training folder's card.json is written by "
+                              "guidekit train-diffusion / train-classifier") from None
+    if not isinstance(card, dict):
+        raise CheckpointError(f"{file} holds no JSON object")
+    return card
+
+
+def _architecture(card: dict[str, Any], folder: Path) -> tuple[str, dict[str, Any]]:
+    """(spec, params) that rebuild the trained architecture: ``card["network"]``, or the ADM flags older cards hold."""
+    record = card.get("network")
+    if isinstance(record, Mapping) and isinstance(record.get("spec"), str):
+        return record["spec"], dict(record.get("params") or {})
+    if isinstance(card.get("flags"), str):
+        return card["flags"], {}
+    raise CheckpointError(f"{folder / CARD_FILE} names no architecture (no 'network' entry); it was not written by "
+                          "guidekit train-*. Load the weights with the architecture's name and path= (--model-path)")
+
+
+def _from_folder(folder: Path, path: Any, device: torch.device, params: dict[str, Any], fast: bool) -> torch.nn.Module:
+    """A training output folder: the architecture of its card, its weights loaded strictly."""
+    from .resume import file_sha256
+
+    card = read_card(folder)
+    spec, saved = _architecture(card, folder)
+    for key, value in params.items():
+        if key in saved and saved[key] != value:
+            raise InvalidParameterError(f"{folder} was trained with {key}={saved[key]!r}, so {key}={value!r} would not "
+                                        "fit its weights; drop that parameter, or train a new network")
+    weights = Path(path) if path is not None else folder / str(card.get("weights_file", WEIGHTS_FILE))
+    meta = device.type == "meta"
+    if not meta and not weights.is_file():
+        unfinished = (folder / "checkpoint.pt").is_file()
+        raise CheckpointError(f"{folder} holds no weights file {weights.name}" + (
+            ": its training has not finished; continue it with the same guidekit train-* command and --resume"
+            if unfinished else "; it is not a finished guidekit train-* output folder"))
+    net = load_network(spec, None if meta else weights, device, params={**saved, **params}, fast=fast)
+    inner = getattr(net, "card", None)
+    net.card = {**(inner if isinstance(inner, Mapping) else {}), **card, "folder": str(folder)}
+    net.card.pop("random_weights", None)
+    if not meta:
+        net.card.update(weights=str(weights), sha256=file_sha256(weights))
+    return net
+
+
+def _resolvers() -> list[str]:
+    """``"what it resolves (distribution)"`` for every plugin resolver: the first line of its docstring."""
+    from .registry import default_registry
+
+    found = []
+    for dist, impl in default_registry().manager.implementations(HOOK):
+        doc = (inspect.getdoc(impl.function) or "").strip().splitlines()
+        found.append(f"{doc[0].rstrip('.') if doc else 'its own specs'} ({dist})")
+    return found
+
+
+def _unknown_message(spec: str) -> str:
+    from .registry import available, default_registry
+
+    names = available("network")
+    where = Path(spec)
+    if where.is_dir():
+        head = f"{spec} is a folder without {CARD_FILE}, so it is no training output folder"
+    elif where.is_file():
+        head = (f"{spec} is a file; name the network's architecture instead (a name, a flag string or a training "
+                "folder) and give the file as its weights (path=, --model-path)")
+    else:
+        head = f"no network {spec!r}"
+    close = difflib.get_close_matches(spec, names, n=1)
+    kinds = [f"a registered network name (guidekit list network: {', '.join(names) or 'none installed'})",
+             f"a training output folder ({CARD_FILE} and {WEIGHTS_FILE}, written by guidekit train-diffusion or "
+             "train-classifier)", *_resolvers()]
+    message = f"{head}. A network is named by: " + "; ".join(kinds) + "."
+    if close:
+        message += f" Did you mean {close[0]!r}?"
+    failures = default_registry().manager.failures
+    if failures:
+        message += " Plugins that failed to load: " + "; ".join(f.describe() for f in failures)
+    return message
