@@ -1,4 +1,5 @@
-"""The ``guidekit`` command: ``list``, ``merge-batches``, ``demo``, ``evaluate`` and plugin-provided sub-commands.
+"""The ``guidekit`` command: ``list``, ``sample``, ``train-*``, ``compare``, ``evaluate``, ``demo``, ``merge-batches``
+and plugin-provided sub-commands.
 
 ``guidekit --plugin MODULE ...`` (repeatable, anywhere on the line; or ``GUIDEKIT_PLUGINS=mod1,mod2``)
 imports local modules first, so components registered there with ``@guidekit.register_scaler`` (or
@@ -135,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="SHARD.npz")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=_cmd_merge_batches)
+
+    from .sample_cli import add_sample_parser
+    from .training.cli import add_train_parsers
+
+    add_sample_parser(sub)
+    add_train_parsers(sub)
 
     from .demo import add_arguments as add_demo
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import os
+import re
 from pathlib import Path
+from typing import Any
 
 import attrs
 import numpy as np
@@ -117,28 +119,72 @@ def load_npz(path: str | os.PathLike[str]) -> Dataset:
     return Dataset(Path(path).name, uint8_nhwc_to_float(images), y, int(y.max()) + 1 if len(y) else 0, "uint8 / 127.5 - 1")
 
 
+def natural_key(name: str) -> tuple:
+    """Sort key putting "2" before "10" and "img9" before "img10" (digit runs compare as numbers)."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part.lower())
+                 for part in re.split(r"(\d+)", name) if part)
+
+
+#: PIL modes holding one grey channel (an alpha channel is dropped)
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+
+
+def _is_grey(im: Any) -> bool:
+    """A greyscale image: a grey mode, or a palette whose colours are all grey."""
+    if im.mode in GREY_MODES:
+        return True
+    if im.mode == "P":
+        rgb = np.asarray(im.convert("RGB"))
+        return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
+    return False
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted((f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")),
+                  key=lambda f: natural_key(f.name))
+
+
 def load_folder(path: str | os.PathLike[str], image_size: int | None = None, channels: int | None = None) -> Dataset:
-    """A folder with one sub-folder of images per class (class index = sorted sub-folder order)."""
+    """A folder with one sub-folder of images per class.
+
+    Class index = the sub-folders in natural order ("2" before "10"); ``class_names`` keeps the folder
+    names. ``channels``: 1 (grey) or 3 (RGB) converts every image; by default the images decide (all
+    greyscale: one channel; all colour: three), and a folder mixing both is an error naming a file.
+    """
     root = Path(path)
-    classes = sorted(p for p in root.iterdir() if p.is_dir())
+    classes = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                     key=lambda p: natural_key(p.name))
     if not classes:
         raise DatasetError(f"{root} has no class sub-folders: put the images of class c in {root}/<c>/")
     try:
         from PIL import Image
     except ImportError:
         raise DatasetError("reading image folders needs Pillow: pip install pillow") from None
-    mode = {1: "L", 3: "RGB", None: "RGB"}.get(channels)
-    if mode is None:
-        raise DatasetError(f"channels must be 1 or 3, got {channels}")
+    if channels is not None and channels not in (1, 3):
+        raise DatasetError(f"channels must be 1 (grey) or 3 (RGB), got {channels!r}")
     if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1):
         raise DatasetError(f"image_size must be a positive integer (pixels), got {image_size!r}")
     arrays, labels = [], []
+    first: tuple[Path, bool] | None = None  # the first image and whether it is grey
     for index, folder in enumerate(classes):
-        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        files = _image_files(folder)
+        if not files:
+            raise DatasetError(f"class folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}); add its images "
+                               "or remove the folder (every sub-folder is a class)")
         for f in files:
             try:
                 with Image.open(f) as im:
-                    im = im.convert(mode)
+                    grey = _is_grey(im)
+                    if channels is None:
+                        if first is None:
+                            first = (f, grey)
+                        elif grey != first[1]:
+                            kinds = {True: "greyscale", False: "colour"}
+                            raise DatasetError(
+                                f"{f} is {kinds[grey]} but {first[0]} is {kinds[first[1]]}: the images of a data set "
+                                "need one number of channels. Pass --channels 1 (grey) or --channels 3 (RGB) to "
+                                "convert them all on reading (channels=... in Python)")
+                    im = im.convert("L" if (channels == 1 or (channels is None and grey)) else "RGB")
                     if image_size is not None and im.size != (image_size, image_size):
                         im = im.resize((image_size, image_size), Image.BICUBIC)
                     a = np.asarray(im, dtype=np.uint8)
@@ -146,8 +192,6 @@ def load_folder(path: str | os.PathLike[str], image_size: int | None = None, cha
                 raise DatasetError(f"cannot read image {f} ({exc}); remove or replace it") from None
             arrays.append(a[..., None] if a.ndim == 2 else a)
             labels.append(index)
-    if not arrays:
-        raise DatasetError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {root}/<class>/")
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         raise DatasetError(f"images under {root} have different sizes {sorted(shapes)[:4]}: pass image_size=N to resize")

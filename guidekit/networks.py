@@ -34,7 +34,7 @@ HOOK = "guidekit_resolve_network"
 CARD_FILE = "card.json"
 WEIGHTS_FILE = "model.safetensors"
 
-__all__ = ["CARD_FILE", "WEIGHTS_FILE", "load_network", "read_card", "read_state"]
+__all__ = ["CARD_FILE", "WEIGHTS_FILE", "image_shape", "load_network", "read_card", "read_state", "weights_sha256"]
 
 
 def load_network(spec: str | os.PathLike[str], path: str | os.PathLike[str] | None = None,
@@ -215,6 +215,29 @@ def _from_folder(folder: Path, path: Any, device: torch.device, params: dict[str
     if not meta:
         net.card.update(weights=str(weights), sha256=file_sha256(weights))
     return net
+
+
+def image_shape(net: Any, *, required: bool = True) -> tuple[int | None, int | None]:
+    """(channels, size) of the square images ``net`` makes or reads: its attributes, else its card."""
+    card = getattr(net, "card", None) or {}
+    size = getattr(net, "image_size", None) or card.get("image_size")
+    channels = (getattr(net, "image_channels", None) or getattr(net, "in_channels", None) or card.get("channels")
+                or card.get("in_channels"))
+    if required and (size is None or channels is None):
+        raise InvalidParameterError(f"cannot tell the image size and channels of {type(net).__name__}: its card "
+                                    "should say image_size and channels")
+    return (None if channels is None else int(channels)), (None if size is None else int(size))
+
+
+def weights_sha256(net: Any, path: str | os.PathLike[str] | None) -> str | None:
+    """What identifies a network's weights: the sha256 of ``path``, else its card's (bundled models, training
+    folders), else None (random weights)."""
+    from .resume import file_sha256
+
+    if path is not None:
+        return file_sha256(path)
+    digest = (getattr(net, "card", None) or {}).get("sha256")
+    return digest if isinstance(digest, str) else None
 
 
 def _resolvers() -> list[str]:

@@ -94,24 +94,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..options import check_guidance_params, parse_params
+    from ..io import output_lock
+    from ..options import check_guidance_params, check_writable, parse_params
     from . import compare
 
     check_guidance_params(args.guidance, parse_params(args.guidance_param, "--guidance-param"))
     if len(args.classifier_path) not in (0, len(args.classifier)):
         raise InvalidParameterError(f"{len(args.classifier_path)} --classifier-path for {len(args.classifier)} "
                                     "--classifier; give one path per classifier, in the same order")
+    check_writable(args.out, "--out")
     try:
-        result = compare(
-            args.model, args.classifier, args.scaler, out=args.out, guidance=args.guidance,
-            guidance_params=args.guidance_param, scaler_params=args.scaler_param, seeds=args.seeds,
-            num_samples=args.num_samples, respacing=args.respacing, sampler=args.sampler,
-            sampler_params=args.sampler_param, model_path=args.model_path, classifier_paths=args.classifier_path,
-            judge=args.judge, judge_weights=args.judge_weights, reference_batch=args.reference,
-            batch_size=args.batch_size, device=args.device, k=args.k, pr_limit=args.pr_limit,
-            threshold=args.threshold, accuracy_levels=args.accuracy_levels, save_samples=args.save_samples,
-            dedupe=args.dedupe, plots=args.plots, show_progress=args.progress, clip_denoised=args.clip_denoised,
-        )
+        with output_lock(args.out, "guidekit compare"):  # one writer per --out (its cells are cached there)
+            result = compare(
+                args.model, args.classifier, args.scaler, out=args.out, guidance=args.guidance,
+                guidance_params=args.guidance_param, scaler_params=args.scaler_param, seeds=args.seeds,
+                num_samples=args.num_samples, respacing=args.respacing, sampler=args.sampler,
+                sampler_params=args.sampler_param, model_path=args.model_path, classifier_paths=args.classifier_path,
+                judge=args.judge, judge_weights=args.judge_weights, reference_batch=args.reference,
+                batch_size=args.batch_size, device=args.device, k=args.k, pr_limit=args.pr_limit,
+                threshold=args.threshold, accuracy_levels=args.accuracy_levels, save_samples=args.save_samples,
+                dedupe=args.dedupe, plots=args.plots, show_progress=args.progress, clip_denoised=args.clip_denoised,
+            )
     except (FileNotFoundError, ImportError) as exc:
         print(f"guidekit compare: error: {exc}", file=sys.stderr)
         return 1

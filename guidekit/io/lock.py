@@ -1,7 +1,8 @@
 """One writer per output: a lock file holding the owner's pid, host, start time and command.
 
-``with output_lock(folder, "guidekit sample"):`` creates ``folder/.guidekit.lock`` atomically
-(``O_CREAT | O_EXCL``, so it works across hosts that share the folder); a second writer gets an
+``with output_lock(out, "guidekit compare"):`` creates ``.NAME.lock`` beside the output ``out`` (a file
+or a folder, named NAME) atomically (``O_CREAT | O_EXCL``, so it works across hosts that share the
+folder), without creating ``out`` itself; a second writer gets an
 :class:`~guidekit.errors.OutputLockedError` naming the first. A lock whose process is dead on this host
 (a run killed with SIGKILL) is stale and taken over; taking over is serialised by ``flock`` on a
 companion file, so two late-comers cannot both take the same stale lock. The lock is removed when the
@@ -24,11 +25,10 @@ from typing import Any
 
 from ..errors import OutputLockedError
 
-LOCK_NAME = ".guidekit.lock"
 #: a lock file that stays empty or unreadable this long was left by a writer killed while creating it
 UNREADABLE_GRACE_S = 5.0
 
-__all__ = ["LOCK_NAME", "output_lock", "read_lock"]
+__all__ = ["lock_path", "output_lock", "read_lock"]
 
 
 def read_lock(path: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -89,7 +89,7 @@ def _takeover_mutex(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _acquire(path: Path, record: dict[str, Any]) -> None:
+def _acquire(path: Path, record: dict[str, Any], out: Path) -> None:
     """Create the lock file with ``record``, taking over a stale one; else name its owner."""
     deadline = time.monotonic() + 2 * UNREADABLE_GRACE_S
     while True:
@@ -104,13 +104,13 @@ def _acquire(path: Path, record: dict[str, Any]) -> None:
                     time.sleep(0.05)  # its owner is writing the record this instant
                     continue
                 raise OutputLockedError(
-                    f"{path.parent} is being written by {_describe(owner)}; two runs into one output would mix their "
-                    f"files. Wait for that run to finish, or choose another output. If it is gone for good (it ran "
-                    f"on another host), delete {path}") from None
+                    f"{out} is being written by {_describe(owner)}; two runs into one output would mix their files. "
+                    f"Wait for that run to finish, or choose another output. If it is gone for good (it ran on "
+                    f"another host), delete {path}") from None
             with _takeover_mutex(path):
                 current = read_lock(path)
                 if path.exists() and _stale(path, current):
-                    print(f"guidekit: taking over the stale lock of {_describe(current)} in {path.parent}",
+                    print(f"guidekit: taking over the stale lock of {_describe(current)} ({path})",
                           file=sys.stderr)
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()
@@ -122,15 +122,20 @@ def _acquire(path: Path, record: dict[str, Any]) -> None:
         return
 
 
+def lock_path(out: str | os.PathLike[str]) -> Path:
+    """The lock file of output ``out``: ``.NAME.lock`` in the same folder."""
+    out = Path(out)
+    return out.parent / f".{out.name}.lock"
+
+
 @contextlib.contextmanager
-def output_lock(folder: str | os.PathLike[str], command: str, *, name: str = LOCK_NAME) -> Iterator[Path]:
-    """Hold ``folder/name`` (the folder is created) for the block; ``command`` is named to a second writer."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
+def output_lock(out: str | os.PathLike[str], command: str) -> Iterator[Path]:
+    """Hold the lock of output ``out`` (its folder is created) for the block; ``command`` is named to a second writer."""
+    path = lock_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
     record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
               "command": command, "token": secrets.token_hex(8)}
-    _acquire(path, record)
+    _acquire(path, record, Path(out))
     try:
         yield path
     finally:

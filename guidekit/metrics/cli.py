@@ -10,6 +10,7 @@ Also runnable before the main command exists: ``python -m guidekit.metrics.cli -
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -82,7 +83,13 @@ def format_table(results: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``guidekit evaluate``; returns the exit status (0 ok, 2 on a guidekit or file error)."""
-    from guidekit.io import atomic_write
+    with contextlib.ExitStack() as held:
+        return _run(args, held)
+
+
+def _run(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
+    """``run``, taking the lock of ``--out`` (into ``held``) once ``--out`` is checked."""
+    from guidekit.io import atomic_write, output_lock
     from guidekit.metrics import evaluate
 
     try:
@@ -101,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
             if any(Path(args.out).resolve() == Path(p).resolve() for p in (args.ref, args.samples)):
                 raise GuidekitError(f"--out {args.out} is an input batch; write the results to another file")
             refuse_existing(args.out, args.overwrite, "--out")
+            held.enter_context(output_lock(args.out, "guidekit evaluate"))  # one writer per results file
             remove_stale_temporaries(args.out)
         from guidekit.io import load_batch
         from guidekit.metrics import check_comparable

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 import torch
@@ -36,12 +37,15 @@ def train_classifier(
     callback: Callable[[dict[str, float]], None] | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train ``classifier(x_t, t) -> logits`` in place on (images, labels).
 
     Records (every ``config.log_every`` steps) hold ``step``, ``loss``, ``accuracy`` and the mean
     ``entropy`` of p(ỹ|x_t). The classifier keeps the trained weights; ``result.ema`` holds their
     EMA. Reproducible from ``config.seed``; see :func:`guidekit.training.loop.fit` for checkpoints.
+    ``settings`` (e.g. ``{"architecture": ...}``) are stored with the checkpoint beside the data's
+    fingerprint and the process, and a resume with other values is refused.
     """
     check_setup(classifier, config, "classifier")
     check_diffusion(diffusion)
@@ -73,5 +77,5 @@ def train_classifier(
 
     return fit(classifier, config, draw, step_loss, kind="classifier", checkpoint=checkpoint, resume=resume,
                overwrite=overwrite, callback=callback, progress=progress, stop_after=stop_after,
-               settings={"data": fingerprint(images, labels),
+               settings={**(settings or {}), "data": fingerprint(images, labels),
                          **({"diffusion": attrs.asdict(diffusion.config)} if config.noised else {})})

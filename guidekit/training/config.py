@@ -13,6 +13,8 @@ from ..errors import InvalidParameterError
 
 #: fields that do not change the result of the steps already taken: a resume may change them
 RESUMABLE_FIELDS = ("steps", "log_every", "save_every")
+#: fields that only one kind of training reads (left out of the other kind's card)
+KIND_FIELDS = {"classifier": ("loss", "loss_params", "noised"), "diffusion": ("class_dropout", "null_label")}
 
 
 def _rule(test: Callable[[Any], bool], want: str, optional: bool = False) -> Callable[[Any, attrs.Attribute, Any], None]:
@@ -75,3 +77,10 @@ class TrainConfig:
     grad_clip: float | None = attrs.field(default=None, validator=_rule(
         lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf,
         "a finite number > 0 or None", optional=True))
+
+
+def card_record(config: TrainConfig, kind: str) -> dict[str, Any]:
+    """The settings of a ``kind`` (``"classifier"`` or ``"diffusion"``) run for its card: the other kind's fields
+    (a diffusion model's loss name, a classifier's label dropout) are left out, since that training never read them."""
+    other = [f for k, fields in KIND_FIELDS.items() if k != kind for f in fields]
+    return {k: v for k, v in attrs.asdict(config).items() if k not in other}

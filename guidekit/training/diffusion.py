@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 import torch
@@ -69,11 +70,13 @@ def train_diffusion(
     callback: Callable[[dict[str, float]], None] | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train ``model(x_t, t[, y]) -> ε (‖ v)`` in place on images in [-1, 1] (labels only if conditional).
 
     The loss follows ``diffusion.config.learn_sigma`` (hybrid, else ε MSE). Records hold ``step``,
-    ``loss``, ``mse`` (and ``vb``). ``result.ema`` is what to sample with.
+    ``loss``, ``mse`` (and ``vb``). ``result.ema`` is what to sample with. ``settings`` (e.g.
+    ``{"architecture": ...}``) are stored with the checkpoint, and a resume with other values is refused.
     """
     check_setup(model, config, "model")
     check_diffusion(diffusion)
@@ -132,4 +135,4 @@ def train_diffusion(
 
     return fit(model, config, draw, step_loss, kind="diffusion", checkpoint=checkpoint, resume=resume,
                overwrite=overwrite, callback=callback, progress=progress, stop_after=stop_after,
-               settings={"data": fingerprint(images, labels), "diffusion": attrs.asdict(diffusion.config)})
+               settings={**(settings or {}), "data": fingerprint(images, labels), "diffusion": attrs.asdict(diffusion.config)})

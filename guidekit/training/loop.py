@@ -88,17 +88,29 @@ def check_run(checkpoint: Any, resume: Any, overwrite: Any, callback: Any, stop_
     return path
 
 
-SETTING_NAMES = {"data": "training data (images and labels)", "diffusion": "diffusion process"}
+SETTING_NAMES = {"data": "training data (images and labels)", "diffusion": "diffusion process",
+                 "architecture": "architecture"}
+
+
+def differences(saved: Any, now: Any, prefix: str = "") -> list[str]:
+    """``"key: was A, now B"`` for every leaf where two (nested) records differ."""
+    if isinstance(saved, dict) and isinstance(now, dict):
+        return [d for key in sorted(set(saved) | set(now), key=str)
+                for d in differences(saved.get(key), now.get(key), f"{prefix}{key}.")]
+    return [] if saved == now else [f"{prefix.rstrip('.')}: was {saved!r}, now {now!r}"]
 
 
 def check_settings(saved: dict[str, Any], now: dict[str, Any], path: Path) -> None:
-    """Refuse a resume whose data or diffusion process differ from the checkpoint's (keys both record)."""
+    """Refuse a resume whose architecture, data or diffusion process differ from the checkpoint's (keys both record)."""
     for key in sorted(set(saved) & set(now)):
         if saved[key] != now[key]:
             what = SETTING_NAMES.get(key, key)
+            found = differences(saved[key], now[key]) if isinstance(saved[key], dict) else []
+            detail = "; ".join(found[:4]) + (f"; and {len(found) - 4} more" if len(found) > 4 else "") if found else \
+                f"{saved[key]}, now {now[key]}"
             raise InvalidParameterError(
-                f"cannot resume {path}: it was trained with another {what} ({saved[key]}, now {now[key]}). Use the "
-                f"same {what}, or start a new run at another path"
+                f"cannot resume {path}: it was trained with another {what} ({detail}). Use the same {what}, or start "
+                "a new run at another path"
             )
 
 
