@@ -287,7 +287,7 @@ def test_resume_into_another_finished_run_keeps_its_record(tmp_path, capsys):
     assert main([*argv, "--num-samples", "3", "--resume"]) == 1
     assert "with different options (--num-samples: was 2, now 3)" in capsys.readouterr().err
     assert (tmp_path / "o" / "run.json").read_bytes() == record
-    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["grid.png", "run.json", "samples_2x16x16x3.npz"]
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["grid.png", "run.json", "samples.npz"]
 
 
 def test_train_resume_with_fewer_steps_and_stale_temporaries(tmp_path, capsys):

@@ -96,6 +96,7 @@ def load(name: str, path: str | os.PathLike[str] | None = None, *, device: str |
                               f"a {name} network") from None
     model.card = copy.deepcopy(info) if path is None else {**info, "weights": str(file), "sha256": _sha256(file)}
     model.card["reference_batch"] = str(REFERENCE)
+    model.card["role"] = "diffusion" if "unet" in name else "classifier"  # what guidekit sample checks --model against
     return model.to(device).eval()
 
 

@@ -37,7 +37,7 @@ def _args(weights, out, *extra: str) -> list[str]:
 
 
 def _images(out) -> np.ndarray:
-    return np.load(out / "samples_2x64x64x3.npz")["arr_0"].astype(int)
+    return np.load(out / "samples.npz")["arr_0"].astype(int)
 
 
 def test_sample_with_classifier_free_guidance(weights, tmp_path, capsys):

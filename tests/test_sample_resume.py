@@ -49,7 +49,7 @@ def reference(args, tmp_path_factory) -> dict[str, bytes]:
     """The uninterrupted single-process run."""
     out = tmp_path_factory.mktemp("reference")
     assert main([*args, "--out", str(out)]) == 0
-    return _arrays(out / f"{NAME}.npz")
+    return _arrays(out / "samples.npz")
 
 
 def _arrays(path: Path) -> dict[str, bytes]:
@@ -111,14 +111,14 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(args, reference, tmp_
     rng = random.Random(0)
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "guidekit.cli", *args, "--out", str(out)]
-    manifest = out / f"{NAME}.parts" / "manifest.json"
+    manifest = out / "samples.parts" / "manifest.json"
     kills = [_run_and_kill(cmd, [manifest], rng, _env())]  # chunks done at each kill
     for _ in range(3):
         kills.append(_run_and_kill([*cmd, "--resume"], [manifest], rng, _env()))
     assert kills[0] is not None  # the first run was killed (the resumed ones may finish first)
     assert main([*args, "--out", str(out), "--resume"]) == 0
-    assert _arrays(out / f"{NAME}.npz") == reference
-    assert not (out / f"{NAME}.parts").exists() and not list(out.glob(".*.tmp"))
+    assert _arrays(out / "samples.npz") == reference
+    assert not (out / "samples.parts").exists() and not list(out.glob(".*.tmp"))
     record = json.loads((out / "run.json").read_text())
     assert record["options"]["seed"] == 11 and record["sample_range"] == [0, NUM]
     # finished: --resume has nothing left to do; a plain rerun refuses to overwrite
@@ -143,24 +143,24 @@ def test_torchrun_two_processes_killed_and_resumed(args, reference, tmp_path):
 
 def test_partial_state_is_redone_and_options_are_checked(args, reference, tmp_path, capsys):
     out = tmp_path / "run"
-    parts = out / f"{NAME}.parts"
+    parts = out / "samples.parts"
     assert main([*args, "--out", str(out)]) == 0
     # a run killed mid-way: rebuild its parts folder from the finished batch, minus chunks and with debris
-    with np.load(out / f"{NAME}.npz") as data:
+    with np.load(out / "samples.npz") as data:
         images, labels = data["arr_0"], data["arr_1"]
     from guidekit.resume import ChunkedSampleBatch
 
-    run = ChunkedSampleBatch(out / f"{NAME}.npz", 0, NUM, (64, 64, 3), mode="overwrite",
+    run = ChunkedSampleBatch(out / "samples.npz", 0, NUM, (64, 64, 3), mode="overwrite",
                              record=out / "run.json", companions=[out / "grid.png"])
     options = json.loads((out / "run.json").read_text())["options"]
-    assert not run.prepare(options) and not (out / f"{NAME}.npz").exists()
+    assert not run.prepare(options) and not (out / "samples.npz").exists()
     run.commit(0, images[:2], labels[:2])
     run.commit(4, np.zeros_like(images[4:6]), labels[4:6])
     manifest = json.loads((parts / "manifest.json").read_text())
     manifest["chunks"] = [[0, 2]]  # chunk [4, 6) was written but not recorded: it must be redone
     (parts / "manifest.json").write_text(json.dumps(manifest))
     (parts / ".chunk_000000002_000000004.npz.x.tmp").write_bytes(b"cut short")
-    (out / f".{NAME}.npz.y.tmp").write_bytes(b"cut short")
+    (out / ".samples.npz.y.tmp").write_bytes(b"cut short")
 
     assert main([*args, "--out", str(out), "--seed", "12", "--resume"]) == 1
     assert "--seed: was 11, now 12" in capsys.readouterr().err
@@ -171,13 +171,13 @@ def test_partial_state_is_redone_and_options_are_checked(args, reference, tmp_pa
 
     assert main([*args, "--out", str(out), "--resume"]) == 0
     assert "resuming: 2/8 samples already done" in capsys.readouterr().err
-    assert _arrays(out / f"{NAME}.npz") == reference
+    assert _arrays(out / "samples.npz") == reference
     assert not parts.exists() and not list(out.glob(".*.tmp"))
     # a finished run resumed with other options is refused too; --overwrite replaces it
     assert main([*args, "--out", str(out), "--gamma", "2", "--resume"]) == 1
     assert "--gamma: was 3.0, now 2.0" in capsys.readouterr().err
     assert main([*args, "--out", str(out), "--gamma", "2", "--overwrite"]) == 0
-    assert _arrays(out / f"{NAME}.npz") != reference
+    assert _arrays(out / "samples.npz") != reference
 
 
 def test_merge_batches_never_overwrites_silently(tmp_path, capsys):
@@ -201,7 +201,7 @@ def test_sample_cli_fast_path(args, reference, tmp_path, capsys):
     """--fast (bf16 autocast on the CPU) gives the run's labels and images within the stated bf16 tolerance."""
     out = tmp_path / "fast"
     assert main([*args, "--fast", "--out", str(out)]) == 0
-    with np.load(out / f"{NAME}.npz") as data:
+    with np.load(out / "samples.npz") as data:
         images, labels = data["arr_0"].astype(int), data["arr_1"]
     ref = np.frombuffer(reference["arr_0"], np.uint8).reshape(images.shape).astype(int)
     assert labels.tobytes() == reference["arr_1"]
@@ -244,4 +244,4 @@ def test_ctrl_c_keeps_the_finished_chunks(args, reference, tmp_path, capsys, mon
     assert "interrupted with 4/8 samples kept" in capsys.readouterr().err
     monkeypatch.undo()
     assert main([*args, "--out", str(out), "--resume"]) == 0
-    assert _arrays(out / f"{NAME}.npz") == reference
+    assert _arrays(out / "samples.npz") == reference
