@@ -77,3 +77,50 @@ def test_npz_and_folder(tmp_path):
 def test_bad_data_sources(tmp_path, make, message):
     with pytest.raises(DatasetError, match=message):
         load_dataset(make(tmp_path))
+
+
+def _save(path, array, mode):
+    from PIL import Image as PIL
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    PIL.fromarray(array, mode).save(path)
+
+
+def test_greyscale_folders_are_read_as_one_channel_and_classes_in_natural_order(tmp_path):
+    rng = np.random.default_rng(1)
+    grey = rng.integers(0, 256, (3, 6, 6), dtype=np.uint8)
+    for name, i in (("10", 0), ("2", 1), ("1", 2)):  # sorted as strings: 1, 10, 2
+        _save(tmp_path / "f" / name / "img10.png", grey[i], "L")
+        _save(tmp_path / "f" / name / "img9.png", 255 - grey[i], "L")
+    d = load_dataset(tmp_path / "f")
+    assert d.images.shape == (6, 1, 6, 6) and d.class_names == ("1", "2", "10")
+    assert d.labels.tolist() == [0, 0, 1, 1, 2, 2]
+    # files in natural order too: img9 before img10; class "2" (label 1) holds grey[1]
+    assert d.images[2, 0, 0, 0].item() == pytest.approx((255 - int(grey[1, 0, 0])) / 127.5 - 1)
+    assert d.images[3, 0, 0, 0].item() == pytest.approx(int(grey[1, 0, 0]) / 127.5 - 1)
+    rgb = load_dataset(tmp_path / "f", channels=3)  # converted on request: three equal channels
+    assert rgb.images.shape == (6, 3, 6, 6) and torch.equal(rgb.images[:, 0], rgb.images[:, 2])
+    assert torch.equal(rgb.images[:, :1], d.images)
+
+
+def test_colour_folders_stay_rgb_and_convert_to_grey_on_request(tmp_path):
+    rgb = np.random.default_rng(2).integers(0, 256, (2, 5, 5, 3), dtype=np.uint8)
+    for i in range(2):
+        _save(tmp_path / "f" / "c" / f"{i}.png", rgb[i], "RGB")
+    assert load_dataset(tmp_path / "f").images.shape == (2, 3, 5, 5)
+    assert load_dataset(tmp_path / "f", channels=1).images.shape == (2, 1, 5, 5)
+
+
+def test_a_folder_mixing_grey_and_colour_names_a_file(tmp_path):
+    _save(tmp_path / "f" / "a" / "grey.png", np.zeros((4, 4), np.uint8), "L")
+    _save(tmp_path / "f" / "b" / "colour.png", np.zeros((4, 4, 3), np.uint8), "RGB")
+    with pytest.raises(DatasetError, match=r"colour\.png is colour but .*grey\.png is greyscale.*--channels 1"):
+        load_dataset(tmp_path / "f")
+    assert load_dataset(tmp_path / "f", channels=1).images.shape == (2, 1, 4, 4)
+
+
+def test_an_empty_class_folder_is_an_error(tmp_path):
+    _save(tmp_path / "f" / "a" / "0.png", np.zeros((4, 4), np.uint8), "L")
+    (tmp_path / "f" / "b").mkdir()
+    with pytest.raises(DatasetError, match=r"class folder .*b holds no images"):
+        load_dataset(tmp_path / "f")

@@ -52,6 +52,8 @@ from .loop import export_weights
 #: the process a network without card["diffusion"] is trained with
 DEFAULT_DIFFUSION = {"steps": 1000, "schedule": "linear", "learn_sigma": False}
 ROLES = {"classifier": "classifier", "diffusion": "diffusion"}
+#: what ``guidekit sample --model OUT`` uses without --respacing (DDIM, as ED-DPM's 25-step configurations)
+SUGGESTED_RESPACING = "ddim25"
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -270,6 +272,7 @@ def _card(args: argparse.Namespace, spec: str, params: dict[str, Any], model: to
         "world_size": world_size, "seconds_this_run": round(seconds, 1), "guidekit_version": guidekit.__version__,
         "torch_version": torch.__version__, "command": "guidekit " + " ".join(sys.argv[1:]),
         "weights_file": final.name, "sha256": file_sha256(final),
+        "suggested": {"respacing": SUGGESTED_RESPACING},
     })
     return card
 
