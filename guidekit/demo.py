@@ -27,6 +27,7 @@ from .guidance import ClassifierGuidance
 from .io import atomic_write, load_batch, save_grid, to_uint8
 from .metrics import FeatureStats, frechet_distance
 from .metrics.precision_recall import precision_recall
+from .networks import load_network
 from .registry import available, create
 from .sampling import sample
 from .trace import GuidanceTrace, plot_traces, write_text_atomic
@@ -106,9 +107,9 @@ def run_demo(args: argparse.Namespace) -> int:
     gamma = DEFAULT_GAMMA if args.gamma is None else args.gamma
     eds_gamma = gamma if args.eds_gamma is None else args.eds_gamma
     has_eds = "entropy" in available("scaler")
-    unet = create("network", "mnist16-unet")
+    unet = load_network("mnist16-unet")
     oracle = create("extractor", "mnist16-oracle")
-    classifiers = {name: create("network", f"mnist16-classifier-{name}") for name in ("ce", "ect")}
+    classifiers = {name: load_network(f"mnist16-classifier-{name}") for name in ("ce", "ect")}
     diffusion = GaussianDiffusion.from_model(unet, respacing=args.respacing)
     runs: dict[str, tuple[Any, Any]] = {  # name -> (diffusion model, guidance)
         "no guidance": (unet, None),
@@ -121,7 +122,7 @@ def run_demo(args: argparse.Namespace) -> int:
         print("scaler 'entropy' not installed (pip install guidekit-eds, or in a guidekit checkout: "
               "pip install -e plugins/guidekit-eds): showing constant guidance only")
     if args.cfg_w > 0 and "mnist16-unet-cond" in available("network"):
-        cond = create("network", "mnist16-unet-cond")
+        cond = load_network("mnist16-unet-cond")
         runs[f"CFG w={args.cfg_w:g} (cond. UNet)"] = (cond, create("guidance", "classifier-free", scaler="constant",
                                                                      gamma=args.cfg_w))
     reference = Reference.of(oracle, unet.card)

@@ -159,6 +159,24 @@ def _image_folder(tmp: Path, name: str, data: bytes | None = None) -> Path:
     return tmp
 
 
+def _folder_of(tmp: Path, modes: dict[str, str | None]) -> Path:
+    """Class sub-folders of ``tmp``: one 4x4 image of PIL ``mode`` each ("L" grey, "RGB"), or none (None)."""
+    from PIL import Image
+
+    for name, mode in modes.items():
+        (tmp / name).mkdir()
+        if mode is not None:
+            Image.new(mode, (4, 4)).save(tmp / name / "x.png")
+    return tmp
+
+
+def _locked_twice(tmp: Path) -> Any:
+    from guidekit.io import output_lock
+
+    with output_lock(tmp / "out", "the first run"), output_lock(tmp / "out", "the second run"):
+        pass
+
+
 ADM_UNET = ("--image_size 8 --in_channels 1 --num_channels 32 --num_res_blocks 1 --channel_mult 1,2 "
             "--attention_resolutions 2 --num_head_channels 32 --learn_sigma True")
 
@@ -480,6 +498,32 @@ API_CASES: list[tuple[str, Callable[[Path], Any], type[BaseException], str]] = [
      lambda tmp: gk.compare("mnist16-unet", ["mnist16-classifier-ce"], ["constant:0"], out=tmp / "o",
                             accuracy_levels=[1.5], num_samples=1),
      gk.InvalidParameterError, "accuracies in (0, 1]"),
+    # one way in for every network (issue 16)
+    ("load_network of an unknown spec", lambda tmp: gk.load_network("no-such-network"), gk.UnknownNetworkError,
+     "A network is named by: a registered network name"),
+    ("load_network params='dropout=0'", lambda tmp: gk.load_network("mnist16-unet", params="dropout=0"),
+     gk.InvalidParameterError, "params must be a dict of constructor arguments"),
+    ("load_network of an unfinished training folder",
+     lambda tmp: (tmp.joinpath("card.json").write_text('{"flags": "--image_size 8"}'),
+                  tmp.joinpath("checkpoint.pt").write_bytes(b""), gk.load_network(tmp)),
+     gk.CheckpointError, "its training has not finished"),
+    ("load_network with a constructor argument the ADM class lacks", lambda tmp: gk.load_network(
+        ADM_UNET, params={"widht": 3}, device="meta"), gk.InvalidParameterError, "and the loading options"),
+    ("load_network with a weights file as the spec", lambda tmp: (torch.save({}, tmp / "w.pt"),
+                                                                  gk.load_network(tmp / "w.pt")),
+     gk.UnknownNetworkError, "give the file as its weights (path=, --model-path)"),
+    ("a folder mixing grey and colour images (was read as RGB)", lambda tmp: load_dataset(_folder_of(
+        tmp, {"a": "L", "b": "RGB"})), gk.GuidekitError, "need one number of channels"),
+    ("an empty class folder (was a class without images)", lambda tmp: load_dataset(_folder_of(
+        tmp, {"a": "L", "b": None})), gk.GuidekitError, "holds no images"),
+    ("channels=2", lambda tmp: load_dataset(_folder_of(tmp, {"a": "L"}), channels=2), gk.GuidekitError,
+     "channels must be 1 (grey) or 3 (RGB)"),
+    ("two writers of one output (were both allowed)", _locked_twice, gk.OutputLockedError,
+     "is being written by the first run (pid"),
+    ("resume with another architecture of the same shapes (was silent)",
+     lambda tmp: (_train(tmp, checkpoint=tmp / "c.pt", settings={"architecture": {"dropout": 0.0}}),
+                  _train(tmp, checkpoint=tmp / "c.pt", resume=True, settings={"architecture": {"dropout": 0.1}})),
+     gk.InvalidParameterError, "another architecture (dropout: was 0.0, now 0.1)"),
 ]
 
 
@@ -660,6 +704,23 @@ CLI_CASES: list[tuple[str, list[str], int, str]] = [
      "--fast"], 1, "--fast drives classifier guidance only"),
     ("compare --scaler constant:-1,1 (failed after the reference was computed and --out written)",
      [*COMPARE[:6], "constant:-1,1", *COMPARE[7:-1], "{root}/negative"], 1, "'gamma' must be >= 0.0"),
+    # one way in for every network (issue 16)
+    ("sample --model of no kind guidekit knows", ["sample", "--model", "nope", "--out", "{root}/o"], 1,
+     "no network 'nope'. A network is named by"),
+    ("sample --classifier-path without --classifier (was 'go together')", ["sample", "--model", "mnist16-unet",
+     "--classifier-path", "c.pt", "--out", "{root}/o"], 1, "--classifier-path needs --classifier"),
+    ("sample --model-param the bundled model does not take", ["sample", "--model", "mnist16-unet", "--model-param",
+     "width=3", "--out", "{root}/o"], 1, "got an unknown parameter 'width'"),
+    ("sample --use-fp16 for a bundled model (an ADM loading option)", ["sample", "--model", "mnist16-unet",
+     "--use-fp16", "--out", "{root}/o"], 1, "got an unknown parameter 'use_fp16'"),
+    ("sample --model a folder that is no training folder", ["sample", "--model", "{root}/olddemo", "--out", "{root}/o"], 1,
+     "is a folder without card.json"),
+    ("train --channels for .npz data (was ignored)", ["train-classifier", "--data", "{lab8}", "--channels", "3",
+     *TRAIN], 1, "--channels converts the images of a folder"),
+    ("train-diffusion --model a classifier", ["train-diffusion", "--data", "{lab8}", "--model",
+     "mnist16-classifier-ce", *TRAIN], 1, "train-diffusion needs a diffusion architecture"),
+    ("train --model-param the ADM class lacks", ["train-diffusion", "--data", "{lab8}", "--flags", UNET8,
+     "--model-param", "widht=3", *TRAIN], 1, "does not accept ['widht']"),
 ]
 
 
