@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,3 +49,21 @@ def eds_ect() -> dict:
 @pytest.fixture(scope="session")
 def respacing_table() -> dict:
     return json.loads((golden_dir() / "respacing_table.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def install_plugin(tmp_path_factory):
+    """``install_plugin("guidekit-ramp")``: a fixture distribution of tests/fixtures/plugins pip-installed into a
+    folder of its own (once per session), for a PYTHONPATH or sys.path that then discovers its entry points."""
+    installed: dict[str, Path] = {}
+
+    def install(name: str) -> Path:
+        if name not in installed:
+            target = tmp_path_factory.mktemp(name)
+            subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                            "--no-index", "--target", str(target), str(REPO / "tests" / "fixtures" / "plugins" / name)],
+                           check=True)
+            installed[name] = target
+        return installed[name]
+
+    return install

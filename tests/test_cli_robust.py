@@ -24,19 +24,15 @@ from guidekit.progress import progress
 from guidekit.registry import Registry, default_registry
 from guidekit.toy import GaussianMixtureToy
 
-FIXTURES = Path(__file__).parent / "fixtures" / "plugins"
 UNET_FLAGS = ("--image_size 64 --num_channels 32 --num_res_blocks 1 --channel_mult 1,1,1 --attention_resolutions 8 "
               "--num_head_channels 32 --learn_sigma True --class_cond False")
 CLASSIFIER_FLAGS = "--image_size 64 --classifier_width 32 --classifier_depth 1 --classifier_attention_resolutions 8"
 
 
 @pytest.fixture(scope="module")
-def badcli_site(tmp_path_factory) -> Path:
+def badcli_site(install_plugin) -> Path:
     """guidekit-badcli (a raising and a clashing commands hook, a misspelt hook, one good command), pip-installed."""
-    target = tmp_path_factory.mktemp("badcli")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-                    "--target", str(target), str(FIXTURES / "guidekit-badcli")], check=True)
-    return target
+    return install_plugin("guidekit-badcli")
 
 
 def _cli(site: Path, *argv: str) -> subprocess.CompletedProcess:

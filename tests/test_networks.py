@@ -17,18 +17,14 @@ import torch
 import guidekit as gk
 from guidekit.hookspecs import hookimpl
 
-FIXTURES = Path(__file__).parent / "fixtures" / "plugins"
 UNET8 = ("--image_size 8 --in_channels 1 --num_channels 32 --num_res_blocks 1 --channel_mult 1,2 "
          "--attention_resolutions 2 --num_head_channels 32 --learn_sigma True")
 
 
 @pytest.fixture(scope="module")
-def toynet_site(tmp_path_factory) -> Path:
+def toynet_site(install_plugin) -> Path:
     """guidekit-toynet (a resolver for toynet:WIDTH specs, two architectures), pip-installed into a folder."""
-    target = tmp_path_factory.mktemp("toynet")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-                    "--target", str(target), str(FIXTURES / "guidekit-toynet")], check=True)
-    return target
+    return install_plugin("guidekit-toynet")
 
 
 @pytest.fixture()

@@ -22,19 +22,11 @@ from guidekit.hookspecs import hookimpl
 from guidekit.plugins import PluginManager
 from guidekit.registry import Registry
 
-FIXTURES = Path(__file__).parent / "fixtures" / "plugins"
-
 
 @pytest.fixture(scope="session")
-def plugin_site(tmp_path_factory) -> dict[str, Path]:
+def plugin_site(install_plugin) -> dict[str, Path]:
     """Each fixture distribution installed by pip into its own target folder."""
-    out = {}
-    for name in ("guidekit-broken", "guidekit-clash", "guidekit-ramp"):
-        target = tmp_path_factory.mktemp(name)
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                        "--no-index", "--target", str(target), str(FIXTURES / name)], check=True)
-        out[name] = target
-    return out
+    return {name: install_plugin(name) for name in ("guidekit-broken", "guidekit-clash", "guidekit-ramp")}
 
 
 def run(code: str, *paths: Path, env: dict[str, str] | None = None, python_args: tuple[str, ...] = ()) -> dict:
