@@ -211,9 +211,21 @@ def _build_guidance(name: str | None, classifier: Any, scaler: Any, guidance_par
     params = {**guidance_params}
     if classifier is not None:
         params["classifier"] = classifier
-        if name == "x0-classifier" and classifier.card.get("role") == "classifier":
+        if name == "x0-classifier" and _takes_timestep(classifier):
             params.setdefault("timestep", 0)  # noise-aware classifiers are used as clean classifiers at t = 0
     return create("guidance", name, scaler=scaler, **params)
+
+
+def _takes_timestep(net: Any) -> bool:
+    """Whether ``net(x, t)`` is its call (a noise-aware classifier), rather than ``net(x)``."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(net.forward).parameters.values())
+    except (TypeError, ValueError, AttributeError):
+        return True
+    return len([p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]) >= 2 or any(
+        p.kind is p.VAR_POSITIONAL for p in params)
 
 
 def _guidance_takes_null_label(name: str) -> bool:
