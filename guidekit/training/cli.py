@@ -159,8 +159,8 @@ def _build(args: argparse.Namespace, spec: str, flag: str, params: dict[str, Any
             model = load_network(spec, None, "cpu", params=params)
     except UnknownNetworkError:
         if flag == "default":
-            raise UnknownNetworkError("the default architecture is a small ADM network from guidekit-adm: pip install "
-                                      "guidekit-adm, or name one with --model (guidekit list network)") from None
+            raise UnknownNetworkError("the default architecture is a small ADM network from guidekit-adm: "
+                                      "pip install guidekit-adm, or name one with --model (guidekit list network)") from None
         raise
     role = model.card.get("role")
     if role is not None and role != ROLES[args.kind]:
