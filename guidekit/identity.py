@@ -24,7 +24,7 @@ import importlib.metadata
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ MANIFEST_FORMAT = "guidekit-manifest/1"
 MANIFEST_SUFFIX = ".manifest.json"
 
 __all__ = [
-    "IdentityError", "array_sha256", "changed_inputs", "component_provenance", "content_record", "file_sha256",
+    "IdentityError", "array_sha256", "changed_inputs", "component_provenance", "components_identity", "content_record", "file_sha256",
     "find_record", "manifest_path", "module_provenance", "object_provenance", "read_manifest", "state_sha256",
     "tensor_sha256", "verify_content", "verify_manifest", "verify_recorded", "write_manifest",
 ]
@@ -163,6 +163,18 @@ def component_provenance(kind: str, name: str) -> dict[str, Any]:
             "factory": getattr(factory, "__qualname__", repr(factory)), **module_provenance(module)}
 
 
+def components_identity(components: Iterable[tuple[str, str | None]] = (),
+                        objects: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Provenance of the components a run uses, keyed ``"component KIND 'NAME'"`` (registered ones) and
+    ``"component LABEL"`` (objects such as a loaded network), to merge into a run's options: a resume
+    or merge then refuses, naming the component, when its code differs. ``None`` names are skipped."""
+    record = {f"component {kind} {name!r}": component_provenance(kind, name) for kind, name in components if name}
+    for label, obj in (objects or {}).items():
+        if obj is not None:
+            record[f"component {label}"] = object_provenance(obj)
+    return record
+
+
 # -- content records and manifests ---------------------------------------------------------------------
 def content_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     """``{"sha256": ..., "bytes": ...}`` of a file, as manifests and run records store it."""
@@ -221,7 +233,8 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 def find_record(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]] | None:
     """The record that describes ``path``: its ``NAME.manifest.json``, else a run record in its folder whose
-    ``"content"`` lists the file's name (``run.json`` of ``guidekit sample``); None when there is none."""
+    ``"content"`` lists the file's name or whose ``"npz"`` is that name (``run.json`` of ``guidekit sample``);
+    None when there is none."""
     path = Path(path)
     manifest = read_manifest(path)
     if manifest is not None:
@@ -231,8 +244,10 @@ def find_record(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]] | N
             record = json.loads(candidate.read_text())
         except (OSError, ValueError):
             continue
-        content = record.get("content") if isinstance(record, dict) else None
-        if isinstance(content, dict) and isinstance(content.get(path.name), Mapping):
+        if not isinstance(record, dict):
+            continue
+        content = record.get("content")
+        if (isinstance(content, dict) and isinstance(content.get(path.name), Mapping)) or record.get("npz") == path.name:
             return candidate, record
     return None
 

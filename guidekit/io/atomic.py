@@ -59,6 +59,13 @@ def write_error(path: str | os.PathLike[str], exc: BaseException, kept: str = ""
     return err
 
 
+def noted(exc: WriteError, note: str) -> WriteError:
+    """``exc`` with ``note`` (what is kept, how to continue) added to its message; errno and file kept."""
+    err = WriteError(f"{exc}; {note}")
+    err.errno, err.filename = exc.errno, exc.filename
+    return err
+
+
 def _reason(exc: BaseException, folder: Path) -> str:
     """What an OSError (or torch's write failure) means for an output in ``folder``, and what to do."""
     code = getattr(exc, "errno", None)
