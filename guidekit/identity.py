@@ -167,11 +167,12 @@ def components_identity(components: Iterable[tuple[str, str | None]] = (),
                         objects: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Provenance of the components a run uses, keyed ``"component KIND 'NAME'"`` (registered ones) and
     ``"component LABEL"`` (objects such as a loaded network), to merge into a run's options: a resume
-    or merge then refuses, naming the component, when its code differs. ``None`` names are skipped."""
+    or merge then refuses, naming the component, when its code differs. ``None`` names are skipped. For an
+    object only its module's source and distribution count (its class is identified by its weights)."""
     record = {f"component {kind} {name!r}": component_provenance(kind, name) for kind, name in components if name}
     for label, obj in (objects or {}).items():
         if obj is not None:
-            record[f"component {label}"] = object_provenance(obj)
+            record[f"component {label}"] = module_provenance(type(obj).__module__)
     return record
 
 

@@ -14,7 +14,7 @@ import torch
 
 from ..checks import check_flag
 from ..errors import InvalidParameterError
-from .base import GuidedOutput, ScaledGuidance, StepContext, call_model, check_call
+from .base import GuidedOutput, ScaledGuidance, StepContext, call_model, check_call, refuse_denoiser
 from .state import Scaler
 
 
@@ -30,6 +30,7 @@ class X0ClassifierGuidance(ScaledGuidance):
         super().__init__(scaler, **scaler_params)
         if not callable(classifier):
             raise InvalidParameterError(f"classifier must be callable as classifier(x0) -> logits (B, K), got {classifier!r}")
+        refuse_denoiser(classifier)
         if timestep is not None and (isinstance(timestep, bool) or not isinstance(timestep, int) or timestep < 0):
             raise InvalidParameterError(f"timestep must be None or a non-negative integer t, got {timestep!r}")
         if timestep is None:
