@@ -271,6 +271,7 @@ def merge_sample_batches(out: str | os.PathLike[str], inputs: Sequence[str | os.
     if not inputs:
         raise InvalidParameterError("merge_sample_batches needs at least one input batch")
     ordered = _shard_order([Path(p) for p in inputs])
+    sources = _check_run_records(ordered)  # first: a damaged or replaced shard is named with its record
     batches = [load_batch(p) for p in ordered]
     shapes = []
     for b in batches:
@@ -287,7 +288,6 @@ def merge_sample_batches(out: str | os.PathLike[str], inputs: Sequence[str | os.
                              "merge batches that all have labels or none")
     with_labels = any(labelled.values())
     total = sum(b.num_images for b in batches)
-    sources = _check_run_records(ordered)
     with SampleBatchWriter(out, total, shapes[0], with_labels=with_labels) as writer:
         for b in batches:
             labels = b.labels() if with_labels and b.num_images else None
