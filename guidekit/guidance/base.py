@@ -158,6 +158,18 @@ def check_classifier_fits(classifier: Any, shape: tuple[int, ...]) -> None:
             f"(shape {tuple(shape)}): use a classifier trained on the model's images (its channels and size)")
 
 
+def call_classifier(classifier: Callable[..., Any], x: torch.Tensor, *args: Any) -> Any:
+    """``classifier(x, *args)``; a RuntimeError inside it (a conv or linear layer of other input channels or
+    size) is named with the input's shape, the classifier and the fix, its first line kept."""
+    try:
+        return classifier(x, *args)
+    except RuntimeError as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:240]
+        raise InvalidParameterError(
+            f"the classifier {type(classifier).__name__} failed on an input of shape {tuple(x.shape)} ({first}); give "
+            "a classifier that takes the samples' channels and image size") from exc
+
+
 def takes_classifier(name: str) -> bool:
     """Whether the registered guidance ``name`` is built with a ``classifier=`` parameter."""
     from ..registry import default_registry

@@ -14,7 +14,15 @@ import torch
 
 from ..checks import check_flag
 from ..errors import InvalidParameterError
-from .base import GuidedOutput, ScaledGuidance, StepContext, call_model, check_call, refuse_denoiser
+from .base import (
+    GuidedOutput,
+    ScaledGuidance,
+    StepContext,
+    call_classifier,
+    call_model,
+    check_call,
+    refuse_denoiser,
+)
 from .state import Scaler
 
 
@@ -55,7 +63,8 @@ class X0ClassifierGuidance(ScaledGuidance):
         return out, x0.clamp(-1, 1) if self.clip else x0
 
     def logits(self, x0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        out = self.classifier(x0) if self.timestep is None else self.classifier(x0, torch.full_like(t, self.timestep))
+        args = () if self.timestep is None else (torch.full_like(t, self.timestep),)
+        out = call_classifier(self.classifier, x0, *args)
         # an extractor (e.g. mnist16-oracle) returns {"pool", "spatial", "logits"}: guide with its logits
         return out["logits"] if isinstance(out, Mapping) and "logits" in out else out
 
