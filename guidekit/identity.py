@@ -303,7 +303,8 @@ def _short(value: Any) -> str:
         return value[:12] + "…"
     if isinstance(value, dict) and "source_sha256" in value:
         sha = value.get("source_sha256") or "?"
-        return (f"{value.get('provider')} ({value.get('module')}, {value.get('distribution') or 'no distribution'} "
-                f"{value.get('version') or ''}, source {sha[:12]}…)").replace(" )", ")")
+        dist = " ".join(str(v) for v in (value.get("distribution"), value.get("version")) if v) or "no distribution"
+        who = f"{value['provider']} " if value.get("provider") else ""
+        return f"{who}({value.get('module')}, {dist}, source {sha[:12]}…)"
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."

@@ -129,7 +129,7 @@ def check_settings(saved: dict[str, Any], now: dict[str, Any], path: Path) -> No
             a, b = ({k: d[k] for k in set(a) & set(b)} for d in (a, b))
         if a != b:
             what = SETTING_NAMES.get(key, key)
-            detail = "; ".join(changed_inputs(a, b)) if isinstance(a, dict) and key == "code" else f"{a}, now {b}"
+            detail = "; ".join(changed_inputs(a, b)) if isinstance(a, dict) and isinstance(b, dict) else f"{a}, now {b}"
             raise InvalidParameterError(
                 f"cannot resume {path}: it was trained with another {what} ({detail}). Use the "
                 f"same {what}, or start a new run at another path"

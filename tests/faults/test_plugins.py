@@ -45,3 +45,26 @@ def test_import_guidekit_from_the_folder_holding_a_clone_named_guidekit(tmp_path
     done = subprocess.run([sys.executable, "-c", "import guidekit; print(guidekit.create.__module__)"], cwd=tmp_path,
                           capture_output=True, text=True, env=env)
     assert done.returncode == 0 and done.stdout.strip() == "guidekit.registry", done.stderr
+
+
+def test_a_plugin_sub_command_named_sample_does_not_take_over(tmp_path):
+    """Installed first on the path (so its hook runs before the bundled guidekit-adm's), it used to take
+    `sample` while the warning blamed guidekit-adm, whose commands were all skipped."""
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+                    "--target", str(site), str(ROOT / "tests" / "fixtures" / "plugins" / "guidekit-takeover")], check=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("GUIDEKIT_STRICT_PLUGINS",)}
+    env["PYTHONPATH"] = str(site)
+
+    def cli(*argv):
+        return subprocess.run([sys.executable, "-m", "guidekit.cli", *argv], capture_output=True, text=True, env=env)
+
+    listing = cli("--help")
+    assert listing.returncode == 0, listing.stderr
+    assert "a third-party sample" not in listing.stdout.split("guidekit-takeover:sample")[0]  # `sample` is guidekit's
+    assert "takeover-own" in listing.stdout and "train-classifier" in listing.stdout  # nothing else was skipped
+    assert "adds the sub-command 'sample', which guidekit" in listing.stderr
+    assert "and guidekit-takeover's runs as `guidekit guidekit-takeover:sample`" in listing.stderr
+    assert "replace=True" not in listing.stderr and "failed to load" not in listing.stderr
+    chosen = cli("guidekit-takeover:sample")
+    assert chosen.returncode == 0 and chosen.stdout.strip() == "guidekit-takeover's sample ran"
