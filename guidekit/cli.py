@@ -4,7 +4,8 @@ and plugin-provided sub-commands.
 ``guidekit --plugin MODULE ...`` (repeatable, anywhere on the line; or ``GUIDEKIT_PLUGINS=mod1,mod2``)
 imports local modules first, so components registered there with ``@guidekit.register_scaler`` (or
 ``@hookimpl`` functions) can be named on the command line, as pytest's ``-p`` does. A plugin whose
-``guidekit_commands`` hook raises, or adds a sub-command that exists already, is reported and skipped;
+``guidekit_commands`` hook raises is reported and skipped; one that adds a sub-command that exists
+already keeps the first one and gets its own as ``DIST:NAME`` (see :func:`guidekit.plugins.add_plugin_commands`);
 the other sub-commands work. Errors print one line and exit 1 (2 for usage errors); Ctrl-C exits 130.
 """
 
@@ -18,7 +19,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import GuidekitError, InvalidParameterError, PluginLoadError
+from .errors import GuidekitError, InvalidParameterError
 from .hookspecs import KIND_HOOKS
 from .options import refuse_existing
 
@@ -44,7 +45,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
                 clashes.append(f"{kind} {name!r} ({' and '.join(c.provider for c in providers)})")
     if clashes:
         print("CLASH: more than one plugin provides " + "; ".join(clashes) + ". Creating such a component fails "
-              "until one provider is uninstalled (or research code registers its own with replace=True).")
+              "until one provider is uninstalled (a --plugin module or research code may shadow the other with "
+              "@guidekit.register_<kind>(name, replace=True); an installed plugin cannot).")
     for failure in registry.manager.failures:
         print(f"failed plugin: {failure.describe()}")
     return 0
@@ -94,29 +96,6 @@ def _versions() -> str:
     return "\n".join(lines)
 
 
-def _add_plugin_commands(sub: argparse._SubParsersAction, manager: Any) -> None:
-    """Call every ``guidekit_commands`` hook on its own: one that raises or re-adds an existing
-    sub-command is rolled back and reported with its distribution; the others stay."""
-    from .plugins import PluginFailure
-
-    owner = dict.fromkeys(sub.choices, "guidekit")
-    for dist, impl in list(manager.implementations("guidekit_commands")):
-        before, actions = dict(sub.choices), list(sub._choices_actions)
-        try:
-            impl.function(*[{"subparsers": sub}[a] for a in impl.argnames])
-        except Exception as exc:  # noqa: BLE001 - a plugin's bug must not take the CLI down
-            sub.choices.clear()
-            sub.choices.update(before)
-            sub._choices_actions[:] = actions
-            clash = str(exc).partition("conflicting subparser: ")[2]
-            if isinstance(exc, argparse.ArgumentError) and clash:
-                exc = PluginLoadError(f"it adds the sub-command {clash!r}, which {owner.get(clash, 'another plugin')} "
-                                      f"provides already; its sub-commands were skipped")
-            manager.report_failure(PluginFailure(dist, f"{impl.plugin_name}: guidekit_commands()", exc))
-            continue
-        owner.update(dict.fromkeys(set(sub.choices) - set(before), dist))
-
-
 def build_parser() -> argparse.ArgumentParser:
     from .registry import default_registry
 
@@ -161,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare_cli.add_parser(sub)
     merge_cli.add_parser(sub)
 
-    _add_plugin_commands(sub, default_registry().manager)
+    from .plugins import add_plugin_commands
+
+    add_plugin_commands(sub, default_registry().manager)
     return parser
 
 

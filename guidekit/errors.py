@@ -52,3 +52,17 @@ class MissingGuidanceFieldError(InvalidParameterError):
 
 class OutputLockedError(GuidekitError):
     """Another run is writing into the same output (its lock file names it)."""
+
+
+class IdentityError(GuidekitError, ValueError):
+    """What is read back (a batch, a chunk, a checkpoint, a component's code) is not what its manifest records."""
+
+
+class WriteError(GuidekitError, OSError):
+    """An output could not be written (disk full, permission denied, read-only file system); names the file.
+
+    ``errno`` and ``filename`` are those of the failed write; the message says what to do.
+    """
+
+    def __str__(self) -> str:  # OSError would print "[Errno N] None: filename"
+        return str(self.args[0]) if self.args else ""

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from .devices import as_device
-from .errors import CheckpointError, GuidekitError, InvalidParameterError, UnknownNetworkError
+from .errors import CheckpointError, GuidekitError, IdentityError, InvalidParameterError, UnknownNetworkError
 
 #: the hook every model family implements
 HOOK = "guidekit_resolve_network"
@@ -208,12 +208,17 @@ def _from_folder(folder: Path, path: Any, device: torch.device, params: dict[str
         raise CheckpointError(f"{folder} holds no weights file {weights.name}" + (
             ": its training has not finished; continue it with the same guidekit train-* command and --resume"
             if unfinished else "; it is not a finished guidekit train-* output folder"))
+    digest = None if meta else file_sha256(weights)
+    if digest is not None and path is None and isinstance(card.get("sha256"), str) and digest != card["sha256"]:
+        raise IdentityError(f"{weights} does not match the sha256 its card records ({card['sha256'][:12]}…, the file "
+                            f"has {digest[:12]}…): it was damaged or replaced after training; restore it from a copy "
+                            "or train again")
     net = load_network(spec, None if meta else weights, device, params={**saved, **params}, fast=fast)
     inner = getattr(net, "card", None)
     net.card = {**(inner if isinstance(inner, Mapping) else {}), **card, "folder": str(folder)}
     net.card.pop("random_weights", None)
     if not meta:
-        net.card.update(weights=str(weights), sha256=file_sha256(weights))
+        net.card.update(weights=str(weights), sha256=digest)
     return net
 
 

@@ -4,7 +4,13 @@ Loading is lazy: nothing here runs until a registry is first asked for a compone
 A plugin that fails to import is reported (distribution and exception) and skipped;
 with strict mode (``GUIDEKIT_STRICT_PLUGINS=1`` or ``PluginManager(strict=True)``) it is fatal.
 Local modules named in ``GUIDEKIT_PLUGINS=mod1,mod2`` (or ``guidekit --plugin MODULE``) are
-imported after the installed plugins; one that cannot be imported is an error.
+imported after the installed plugins; one that cannot be imported (or that calls ``sys.exit`` while
+being imported) is an error.
+
+Sub-commands: the core's come first, then those of the distributions shipped with guidekit
+(:data:`BUNDLED_DISTRIBUTIONS`), then the other plugins'. A plugin sub-command whose name is taken
+never replaces the first one: it is added as ``DIST:NAME`` (run ``guidekit DIST:NAME ...`` to choose
+it) and a warning names both distributions.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from .errors import PluginLoadError, PluginLoadWarning
 
 ENTRY_POINT_GROUP = "guidekit"
 BUILTIN_DISTRIBUTION = "guidekit"
+#: distributions shipped with guidekit: their sub-commands are added before third-party plugins' ones
+BUNDLED_DISTRIBUTIONS = ("guidekit-adm", "guidekit-eds", "guidekit-mnist16")
 BUILTIN_MODULES = (
     "guidekit.samplers",
     "guidekit.scalers",
@@ -84,7 +92,9 @@ class PluginManager:
         try:
             plugin = ep.load()
             self.register(plugin, name=name, distribution=dist_name)
-        except Exception as exc:  # noqa: BLE001 - any plugin bug must not take the others down
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - any plugin bug must not take the others down
+            if isinstance(exc, SystemExit):
+                exc = PluginLoadError(f"it called sys.exit({exc.code!r}) while being imported")
             self.report_failure(PluginFailure(dist_name, f"{ep.name} = {ep.value}", exc))
 
     def report_failure(self, failure: PluginFailure) -> None:
@@ -149,6 +159,13 @@ class PluginManager:
                 )
             try:
                 module = importlib.import_module(module_name)
+            except SystemExit as exc:  # sys.exit(0) must not end guidekit with success, having done nothing
+                sys.modules.pop(module_name, None)
+                raise PluginLoadError(
+                    f"{source} {module_name!r} called sys.exit({exc.code!r}) while being imported, so it was not "
+                    "loaded; a plugin module must only define and register components (move the script part under "
+                    "`if __name__ == '__main__':`)"
+                ) from None
             except Exception as exc:  # noqa: BLE001 - reported with the module's name
                 raise PluginLoadError(
                     f"{source} {module_name!r} could not be imported ({type(exc).__name__}: {exc}); it must be "
@@ -168,6 +185,52 @@ class PluginManager:
         caller = getattr(self.pm.hook, hook_name)
         for impl in caller.get_hookimpls():  # registration order: built-ins first
             yield self.distribution_of.get(impl.plugin_name, impl.plugin_name), impl
+
+
+class _Commands:
+    """The sub-parsers as one plugin's ``guidekit_commands`` hook sees them: a name that is taken already is
+    added as ``DIST:NAME`` instead (the first owner keeps it), and the clash is remembered for a warning."""
+
+    def __init__(self, sub: Any, dist: str, owner: dict[str, str]) -> None:
+        self._sub, self._dist, self._owner = sub, dist, owner
+        self.renamed: list[tuple[str, str, str]] = []  # (name, new name, owner of the name)
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        aliases = [a for a in kwargs.pop("aliases", []) if a not in self._sub.choices]
+        if name in self._sub.choices:
+            new = f"{self._dist}:{name}"
+            self.renamed.append((name, new, self._owner.get(name, "another plugin")))
+            name = new
+        return self._sub.add_parser(name, aliases=aliases, **kwargs)
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._sub, attr)
+
+
+def add_plugin_commands(sub: Any, manager: PluginManager) -> None:
+    """Call every ``guidekit_commands`` hook on its own (bundled distributions first): one that raises is
+    rolled back and reported with its distribution; a sub-command whose name is taken is added as
+    ``DIST:NAME`` with a warning naming both distributions; the others stay."""
+    owner = dict.fromkeys(sub.choices, BUILTIN_DISTRIBUTION)
+    impls = list(manager.implementations("guidekit_commands"))
+    impls.sort(key=lambda pair: pair[0] not in BUNDLED_DISTRIBUTIONS)  # stable: registration order otherwise
+    for dist, impl in impls:
+        before, actions = dict(sub.choices), list(sub._choices_actions)
+        commands = _Commands(sub, dist, owner)
+        try:
+            impl.function(*[{"subparsers": commands}[a] for a in impl.argnames])
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin's bug must not take the CLI down
+            sub.choices.clear()
+            sub.choices.update(before)
+            sub._choices_actions[:] = actions
+            if isinstance(exc, SystemExit):
+                exc = PluginLoadError(f"it called sys.exit({exc.code!r})")
+            manager.report_failure(PluginFailure(dist, f"{impl.plugin_name}: guidekit_commands()", exc))
+            continue
+        for name, new, first in commands.renamed:
+            warnings.warn(f"plugin {dist} adds the sub-command {name!r}, which {first} provides already; `guidekit "
+                          f"{name}` stays {first}'s, and {dist}'s runs as `guidekit {new}`", stacklevel=2)
+        owner.update(dict.fromkeys(set(sub.choices) - set(before), dist))
 
 
 def _entry_points() -> Iterator[tuple[str, importlib.metadata.EntryPoint]]:

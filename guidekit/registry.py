@@ -76,7 +76,7 @@ class Registry:
             bad = [r for r in result if not isinstance(r, Component)]
             if bad:
                 raise TypeError(f"hook returned {type(bad[0]).__name__}, expected guidekit.Component")
-        except Exception as exc:  # noqa: BLE001
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a hook that calls sys.exit() is a failed plugin too
             self.manager.report_failure(PluginFailure(dist, f"{KIND_HOOKS[kind]}()", exc))
             return []
         return [attrs.evolve(c, provider=c.provider or dist) for c in result]
@@ -95,10 +95,14 @@ class Registry:
         providers = table[name]
         if len(providers) > 1:
             who = " and ".join(repr(p.provider) for p in providers)
-            raise DuplicateComponentError(
-                f"{kind} {name!r} is provided by both {who}. Uninstall one of them, or register "
-                f"yours with replace=True to shadow the other."
-            )
+            runtime = {c.provider for c in self._runtime[kind].values() if c.name == name}
+            installed = [p.provider for p in providers if p.provider not in runtime]
+            fix = f"Uninstall one of {', '.join(map(repr, installed))} (pip uninstall NAME)" if len(installed) > 1 else (
+                f"Uninstall {installed[0]!r} (pip uninstall {installed[0]})" if installed else "Register it once")
+            if runtime:  # research code can shadow the other; a plugin's hook cannot
+                fix += (f", or shadow the other where {' and '.join(map(repr, sorted(runtime)))} registers it: "
+                        f"@guidekit.register_{kind}({name!r}, replace=True)")
+            raise DuplicateComponentError(f"{kind} {name!r} is provided by both {who}. {fix}.")
         return providers[0]
 
     def _unknown_message(self, kind: str, name: str, table: dict[str, list[Component]]) -> str:

@@ -3,36 +3,42 @@
 A run writes ``samples_....npz`` through a folder ``samples_....parts/`` beside it:
 
 * every finished chunk (one sampling batch, global indices ``[start, end)``) is written atomically as
-  ``chunk_{start}_{end}.npz``, then recorded in ``manifest.json`` (also replaced atomically), which holds
-  the options that change the output (seed, checkpoints' digests, scaler, ...) and the chunks done;
-* a chunk that is not in the manifest was cut short and is redone;
+  ``chunk_{start}_{end}.npz``, then recorded with its sha256 in ``manifest.json`` (also replaced
+  atomically), which holds the options that change the output (seed, checkpoints' digests, scaler, the
+  provenance of every component's code, ...) and the chunks done;
+* a chunk that is not in the manifest was cut short and is redone; a chunk whose sha256 no longer
+  matches (damaged on disk) is discarded with a warning and redone alone, the others are kept;
 * when all chunks are done they are streamed into the final ``.npz`` (atomically), and the folder is
   removed after the caller has written its record (``run.json``, which keeps the options). Until then
   the run needs about twice the batch's size on disk.
 
 So a SIGKILL at any moment leaves either nothing new, or chunks that ``--resume`` keeps, or a final file
-whose record says which options made it. Resuming with other options is refused, naming the option.
+whose record says which options made it (and, from :meth:`ChunkedSampleBatch.write_record`, the sha256
+of its content, checked when the run is met again). Resuming with other options, or with components
+whose code changed (a plugin that now shadows a built-in name), is refused, naming the option.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import GuidekitError
+from .errors import GuidekitError, IdentityError, WriteError
+from .identity import changed_inputs, content_record, file_sha256, recorded_content, verify_content
 from .io import (
     BatchFileError,
     SampleBatchWriter,
     atomic_write,
     load_batch,
+    noted,
     remove_stale_temporaries,
     write_sample_batch,
 )
@@ -46,13 +52,7 @@ class ResumeError(GuidekitError, ValueError):
     """An output that exists (and may not be replaced), or a resume with options that differ."""
 
 
-def file_sha256(path: str | os.PathLike[str], block: int = 1 << 22) -> str:
-    """Hex SHA-256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
+__all__ = ["ChunkedSampleBatch", "ResumeError", "file_sha256", "read_manifest"]
 
 
 def read_manifest(parts: Path) -> dict[str, Any] | None:
@@ -74,12 +74,13 @@ def _normalised(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _refuse_mismatch(saved: dict[str, Any], current: dict[str, Any], where: Path, flags: dict[str, str]) -> None:
-    saved, current = _normalised(saved), _normalised(current)
-    differ = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
-    if differ:
-        details = "; ".join(f"{flags.get(k, k)}: was {saved.get(k)!r}, now {current.get(k)!r}" for k in differ)
-        raise ResumeError(f"cannot resume {str(where)!r} with different options ({details}). Rerun with the "
-                          "original options, or pass --overwrite to start again, or use another --out")
+    details = changed_inputs(saved, current, flags)
+    if details:
+        code = [d for d in details if d.startswith("component ")]
+        why = (" — the code of a component changed, so one output would mix two implementations; resume with the "
+               "plugins and versions of the first run (drop the --plugin that shadows the name)") if code else ""
+        raise ResumeError(f"cannot resume {str(where)!r} with different options ({'; '.join(details)}){why}. Rerun "
+                          "with the original options, or pass --overwrite to start again, or use another --out")
 
 
 class ChunkedSampleBatch:
@@ -107,6 +108,8 @@ class ChunkedSampleBatch:
         self.others = [Path(p) for p in others]
         self.options: dict[str, Any] = {}
         self.done: dict[int, int] = {}
+        self.sha256: dict[int, str | None] = {}  # start -> sha256 of the committed chunk file
+        self.content: dict[str, Any] | None = None  # sha256 and size of the finished batch
 
     # -- the state on disk ---------------------------------------------------------------------
     def _outputs(self) -> list[Path]:
@@ -147,6 +150,7 @@ class ChunkedSampleBatch:
         if manifest is None and self.path.exists():  # a finished run: its record says what made it
             saved = self._read_record_options()
             _refuse_mismatch(saved, self.options, self.path, self.flags)
+            self._verify_finished()
             return True
         if manifest is not None:
             _refuse_mismatch(manifest.get("options", {}), self.options, self.parts, self.flags)
@@ -157,6 +161,16 @@ class ChunkedSampleBatch:
         self.parts.mkdir(parents=True, exist_ok=True)
         self._write_manifest()
         return False
+
+    def _verify_finished(self) -> None:
+        """The finished batch still has the sha256 its record holds (records written before 0.3 hold none)."""
+        try:
+            record = json.loads(self.record.read_text()) if self.record is not None else {}
+        except (OSError, ValueError):
+            return
+        entry = recorded_content(record, self.path.name)
+        if entry is not None:
+            verify_content(self.path, entry, f"pass --overwrite to sample it again (its record is {str(self.record)!r})")
 
     def _read_record_options(self, made: Path | None = None) -> dict[str, Any]:
         try:
@@ -169,19 +183,27 @@ class ChunkedSampleBatch:
         return record["options"]
 
     def _valid_chunks(self, manifest: dict[str, Any]) -> dict[int, int]:
+        """The recorded chunks that are intact: sha256 as recorded (older manifests: readable, right length).
+        A damaged one is reported and left out, so it is sampled again; the others are kept."""
         done = {}
-        for start, end in manifest.get("chunks", []):
+        for entry in manifest.get("chunks", []):
+            start, end, sha = (*entry, None)[:3]
+            path = self.parts / self._chunk_name(start, end)
             try:
-                ok = load_batch(self.parts / self._chunk_name(start, end)).num_images == end - start
-            except BatchFileError:
+                if sha is not None:
+                    verify_content(path, sha, "it is sampled again")
+                ok = load_batch(path).num_images == end - start
+            except (BatchFileError, IdentityError, OSError) as exc:
+                warnings.warn(f"discarding a damaged chunk of the run ({exc}); the other chunks are kept", stacklevel=3)
                 ok = False
             if ok and self.first <= start < end <= self.end:
                 done[int(start)] = int(end)
+                self.sha256[int(start)] = sha
         return done
 
     def _write_manifest(self) -> None:
         manifest = {"format": FORMAT, "options": self.options, "sample_range": [self.first, self.end],
-                    "chunks": sorted([s, e] for s, e in self.done.items())}
+                    "chunks": sorted([s, e, self.sha256.get(s)] for s, e in self.done.items())}
         with atomic_write(self.parts / MANIFEST, "w") as fh:
             json.dump(manifest, fh, indent=1)
 
@@ -206,11 +228,22 @@ class ChunkedSampleBatch:
         return sum(e - s for s, e in self.done.items())
 
     def commit(self, start: int, images: Any, labels: Any | None) -> None:
-        """Write one finished chunk atomically, then record it in the manifest."""
+        """Write one finished chunk atomically, then record it (with its sha256) in the manifest.
+
+        A failed write (disk full ...) is a :class:`~guidekit.errors.WriteError` naming the file and saying
+        that the chunks committed before are kept.
+        """
         count = len(images)
-        write_sample_batch(self.parts / self._chunk_name(start, start + count), images, labels)
-        self.done[start] = start + count
-        self._write_manifest()
+        path = self.parts / self._chunk_name(start, start + count)
+        try:
+            write_sample_batch(path, images, labels)
+            self.sha256[start] = file_sha256(path)
+            self.done[start] = start + count
+            self._write_manifest()
+        except WriteError as exc:
+            self.done.pop(start, None)
+            raise noted(exc, f"the {self.num_done} samples committed before are kept: free space or fix the folder, "
+                        "then run the same command with --resume") from None
 
     def finish(self, grid_max: int = 0) -> list[np.ndarray]:
         """Stream the chunks, in order, into the final batch (atomically); return up to ``grid_max`` images."""
@@ -222,11 +255,45 @@ class ChunkedSampleBatch:
         grid: list[np.ndarray] = []
         with SampleBatchWriter(self.path, self.end - self.first, self.image_shape_hwc) as writer:
             for start in starts:
-                chunk = load_batch(self.parts / self._chunk_name(start, self.done[start]))
+                path = self._checked_chunk(start)
+                chunk = load_batch(path, verify=self.sha256.get(start) is None)  # a checked sha256 covers the CRC
                 images, labels = chunk.images(), chunk.labels()
                 writer.add(np.asarray(images), labels)
                 grid.extend(np.array(images[: max(0, grid_max - len(grid))]))
+        self.content = content_record(self.path)
         return grid
+
+    def _checked_chunk(self, start: int) -> Path:
+        """A committed chunk, checked against its sha256; a damaged one is dropped from the manifest (so that
+        ``--resume`` samples it again, alone) and reported."""
+        path = self.parts / self._chunk_name(start, self.done[start])
+        sha = self.sha256.get(start)
+        try:
+            if sha is not None:
+                verify_content(path, sha, "it was discarded")
+            load_batch(path).num_images  # noqa: B018 - the zip structure and headers
+        except (IdentityError, BatchFileError, OSError) as exc:
+            del self.done[start]
+            self.sha256.pop(start, None)
+            self._write_manifest()
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            raise ResumeError(f"a committed chunk was damaged on disk ({exc}); run the same command with --resume to "
+                              f"sample its {self.end - self.first - self.num_done} samples again (the other chunks "
+                              "are kept)") from None
+        return path
+
+    def write_record(self, record: dict[str, Any]) -> Path:
+        """Write the run record (``run.json``) atomically, adding ``"options"`` and the finished batch's
+        ``"content"`` (sha256 and size, checked when the run is met again or its batch merged)."""
+        if self.record is None:
+            raise ResumeError("this ChunkedSampleBatch was made without record=...; give the run record's path")
+        full = {**record, "options": self.options}
+        if self.content is not None:
+            full["content"] = {self.path.name: self.content}
+        with atomic_write(self.record, "w") as fh:
+            json.dump(full, fh, indent=2)
+        return self.record
 
     def cleanup(self) -> None:
         """Remove the parts folder (after the caller recorded the finished run)."""

@@ -363,7 +363,8 @@ def _sample(args: argparse.Namespace, plan: Plan, npz: Path) -> int:
     """Load the networks, sample the pending chunks, write the batch, grid and run record (under the lock)."""
     import guidekit as gk  # gk.sample looked up at call time (tests interrupt a run through it)
 
-    from .io import atomic_write, save_grid, to_uint8
+    from .identity import components_identity
+    from .io import save_grid, to_uint8
     from .resume import ChunkedSampleBatch
 
     out, suffix, first, end = args.out, plan.suffix, plan.first, plan.end
@@ -416,6 +417,10 @@ def _sample(args: argparse.Namespace, plan: Plan, npz: Path) -> int:
         # absent when not given: runs recorded before these options existed stay resumable
         **{key: value for key, value in (("model_params", _plain(plan.model_params)),
                                          ("classifier_params", _plain(plan.classifier_params))) if value},
+        # the code of every component and network used: a resume after a plugin shadows one is refused
+        **components_identity([("sampler", plan.sampler_name), ("scaler", args.scaler if guided else None),
+                               ("guidance", plan.guidance_name)],
+                              {"network (--model)": model, "classifier (--classifier)": classifier}),
     }
     shard_note = f" (shard {plan.shard_index} of {plan.num_shards})" if suffix else ""
     if run.prepare(options):
@@ -457,10 +462,8 @@ def _sample(args: argparse.Namespace, plan: Plan, npz: Path) -> int:
         "model_fp16": options["model_fp16"], "classifier_fp16": options["classifier_fp16"],
         "seconds": round(time.perf_counter() - started, 3), "npz": npz.name, "fast": args.fast,
         "class_names": model.card.get("class_names") or (classifier.card.get("class_names") if classifier else None),
-        "options": options,
     }
-    with atomic_write(out / f"run{suffix}.json", "w") as fh:
-        json.dump(meta, fh, indent=2)
+    run.write_record(meta)
     run.cleanup()
     print(f"wrote {npz}" + (f" and {out / f'grid{suffix}.png'}" if grid else ""), file=sys.stderr)
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import numpy as np
 import torch
 
@@ -17,6 +18,7 @@ from .devices import as_device
 from .diffusion import GaussianDiffusion, check_diffusion
 from .errors import InvalidParameterError, LabelError, NonFiniteError
 from .guidance import Guidance, GuidedOutput, StepContext, as_guidance, call_model, check_labels
+from .guidance.base import check_classifier_fits
 from .progress import progress as progress_bar
 from .steps import StepInfo
 
@@ -70,6 +72,23 @@ def _check_arguments(model: Any, diffusion: Any, shape: Any, seed: Any, offset: 
                                     f"{channels}-channel ones: use shape (B, {channels}, H, W)")
 
 
+def _check_card(model: Any, diffusion: GaussianDiffusion) -> None:
+    """The process contradicts no setting of the model's ``card["diffusion"]`` (steps, schedule, learn_sigma ...)."""
+    card = getattr(model, "card", None)
+    settings = card.get("diffusion") if isinstance(card, dict) else None
+    if not isinstance(settings, dict):
+        return
+    ours = attrs.asdict(diffusion.config)
+    differ = [f"{k}={ours[k]!r} (the card: {v!r})" for k, v in sorted(settings.items())
+              if k in ours and k != "respacing" and ours[k] != v]
+    if differ:
+        raise InvalidParameterError(
+            f"the diffusion process contradicts the model's card['diffusion'], the process it was trained with: "
+            f"{', '.join(differ)}. Use gk.GaussianDiffusion.from_model(model, respacing=...) (the respacing is the only "
+            "free choice); if the card itself is wrong (a network built from flags that do not match its weights), "
+            "correct model.card['diffusion']")
+
+
 def _check_options(num_classes: Any, flags: dict[str, Any]) -> None:
     """``num_classes`` a positive integer (or None); the on/off options real booleans ("no" is truthy)."""
     if num_classes is not None:
@@ -110,6 +129,7 @@ def sample(
     torch.compile on CUDA, no host synchronisation in the loop); off by default.
     """
     _check_arguments(model, diffusion, shape, seed, sample_offset, callback)
+    _check_card(model, diffusion)
     _check_options(num_classes, {"clip_denoised": clip_denoised, "return_labels": return_labels,
                                  "check_finite": check_finite})
     if isinstance(sampler, str):
@@ -130,6 +150,7 @@ def sample(
     gens = [sample_generator(seed, sample_offset + i) for i in range(batch)]
     if guidance is not None:
         guidance = as_guidance(guidance)
+        check_classifier_fits(getattr(guidance, "classifier", None), tuple(shape))
 
     needs_labels = class_cond or guidance is not None
     if y is None and needs_labels:

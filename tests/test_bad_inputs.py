@@ -205,6 +205,48 @@ class _Extractor:
         raise AssertionError("not reached")
 
 
+class _Sized(torch.nn.Module):
+    """A classifier that declares the images it takes (as ADM classifiers do)."""
+
+    def __init__(self, in_channels: int, image_size: int, trainable: bool = False) -> None:
+        super().__init__()
+        self.in_channels, self.image_size = in_channels, image_size
+        self.linear = torch.nn.Linear(in_channels * image_size * image_size, 4) if trainable else None
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)[:, :4] if self.linear is None else self.linear(x.flatten(1))
+
+
+class _Constant(torch.nn.Module):
+    """Logits from a parameter alone: they require grad but do not depend on x."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.zeros(4))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.bias.expand(len(x), 4)
+
+
+def _guided_by(classifier: Any) -> torch.Tensor:
+    return gk.sample(TOY.denoiser(), DIFF, (2, 1, 4, 4), guidance=gk.ClassifierGuidance(classifier), y=Y, progress=False)
+
+
+def _train_with_per_sample_loss() -> Any:
+    """Train with a registered loss that forgets to reduce over the batch."""
+    from guidekit.registry import default_registry
+
+    @gk.register_loss("bad-inputs-per-sample", replace=True)
+    def per_sample() -> Callable[..., torch.Tensor]:
+        return lambda logits, y: torch.nn.functional.cross_entropy(logits, y, reduction="none")
+
+    try:
+        return gk.train_classifier(_Net(), torch.zeros(4, 1, 4, 4), torch.tensor([0, 1, 2, 3]), DIFF,
+                                   gk.TrainConfig(steps=1, batch_size=2, loss="bad-inputs-per-sample"), progress=False)
+    finally:
+        default_registry().remove("loss", "bad-inputs-per-sample")
+
+
 # (id, thunk(tmp_path), error type, phrase of the message)
 API_CASES: list[tuple[str, Callable[[Path], Any], type[BaseException], str]] = [
     # scalers: what they return is checked before it reaches a sampler
@@ -524,6 +566,49 @@ API_CASES: list[tuple[str, Callable[[Path], Any], type[BaseException], str]] = [
      lambda tmp: (_train(tmp, checkpoint=tmp / "c.pt", settings={"architecture": {"dropout": 0.0}}),
                   _train(tmp, checkpoint=tmp / "c.pt", resume=True, settings={"architecture": {"dropout": 0.1}})),
      gk.InvalidParameterError, "another architecture (dropout: was 0.0, now 0.1)"),
+    # second audit (issue 18): guard rails of the Python API
+    ("cosine process for a linear-trained model (was silent)", lambda tmp: gk.sample(
+        gk.create("network", "mnist16-unet"), gk.GaussianDiffusion.create(schedule="cosine", respacing="ddim2"),
+        (1, 1, 16, 16), progress=False), gk.InvalidParameterError, "schedule='cosine' (the card: 'linear')"),
+    ("4000-step process for a 1000-step model (was silent)", lambda tmp: gk.sample(
+        gk.create("network", "mnist16-unet"), gk.GaussianDiffusion.create(steps=4000, respacing="ddim2"),
+        (1, 1, 16, 16), progress=False), gk.InvalidParameterError, "GaussianDiffusion.from_model(model"),
+    ("3-channel classifier on 1-channel samples (was a raw conv error)",
+     lambda tmp: _guided_by(_Sized(3, 4)),
+     gk.InvalidParameterError, "takes 3-channel 4×4 images but the samples are 1-channel 4×4"),
+    ("16px classifier on 4px samples (was checked on the CLI only)", lambda tmp: gk.sample(
+        TOY.denoiser(), DIFF, (2, 1, 4, 4), guidance=gk.ClassifierGuidance(gk.create("network", "mnist16-classifier-ce")),
+        y=Y, progress=False), gk.InvalidParameterError, "takes 1-channel 16×16 images but the samples are 1-channel 4×4"),
+    ("conditional UNet as a classifier (was 'pass y')", lambda tmp: gk.ClassifierGuidance(
+        gk.create("network", "mnist16-unet-cond")), gk.InvalidParameterError,
+     "is a class-conditional diffusion network"),
+    ("UNet as the x0-classifier", lambda tmp: gk.create("guidance", "x0-classifier",
+                                                       classifier=gk.create("network", "mnist16-unet")),
+     gk.InvalidParameterError, "is a diffusion network (it denoises 1-channel images), not a classifier"),
+    ("CFG null_label contradicting the card (was used silently)", lambda tmp: _cfg(null_label=2),
+     gk.InvalidParameterError, "null_label=2 contradicts the model's card, which says it was trained with 4"),
+    ("K=1 classifier (zero gradient silently)", lambda tmp: _guided_by(lambda x, t: x.flatten(1).sum(1, keepdim=True)),
+     gk.InvalidParameterError, "K >= 2 classes"),
+    ("logits independent of x (was torch's 'not used in the graph')", lambda tmp: _guided_by(_Constant()),
+     gk.InvalidParameterError, "do not depend on x_t"),
+    ("train with loss_params reduction='none' (was a raw backward error)", lambda tmp: gk.train_classifier(
+        _Net(), torch.zeros(4, 1, 4, 4), torch.tensor([0, 1, 2, 3]), DIFF,
+        gk.TrainConfig(steps=1, batch_size=2, loss_params={"reduction": "none"}), progress=False),
+     gk.InvalidParameterError, "training needs one number per step"),
+    ("train a loss that returns one value per image", lambda tmp: _train_with_per_sample_loss(),
+     gk.InvalidParameterError, "the training loss must be one number per step"),
+    ("train on channels-last float images (was a raw shape error)", lambda tmp: gk.train_classifier(
+        _Net(), torch.zeros(4, 8, 8, 3), torch.tensor([0, 1, 2, 3]), DIFF, progress=False),
+     gk.InvalidParameterError, "look channels-last (B, H, W, C)"),
+    ("classifier that fails on the samples' shape (was a raw torch error)",
+     lambda tmp: _guided_by(lambda x, t: torch.nn.functional.linear(x.flatten(1), torch.zeros(4, 48))),
+     gk.InvalidParameterError, "failed on an input of shape (2, 1, 4, 4)"),
+    ("train on (B, H, W) images without a channel axis", lambda tmp: gk.train_classifier(
+        _Net(), torch.zeros(4, 4, 4), torch.tensor([0, 1, 2, 3]), DIFF, progress=False),
+     gk.InvalidParameterError, "add the channel axis"),
+    ("train a 1-channel network on 3-channel images", lambda tmp: gk.train_classifier(
+        _Sized(1, 4, trainable=True), torch.zeros(4, 3, 4, 4), torch.tensor([0, 1, 2, 3]), DIFF, progress=False),
+     gk.InvalidParameterError, "takes 1-channel images but the images have 3 channels"),
 ]
 
 

@@ -48,12 +48,17 @@ def test_broken_and_clashing_plugin_commands_leave_the_cli_working(badcli_site):
     err = listed.stderr
     assert "guidekit-badcli" in err and "RuntimeError: badcli exploded" in err
     assert "adds the sub-command 'list', which guidekit provides already" in err
+    assert "`guidekit list` stays guidekit's, and guidekit-badcli's runs as `guidekit guidekit-badcli:list`" in err
     assert "'guidekit_scaler' (did you mean 'guidekit_scalers'?)" in err  # the misspelt hook names its plugin
     assert "typo-scaler" not in listed.stdout
     hello = _cli(badcli_site, "hello", "world")  # the well-formed plugin command still runs
     assert hello.returncode == 0 and hello.stdout.strip() == "hello world"
-    rolled_back = _cli(badcli_site, "hello-too")  # added by the clashing hook before it failed: rolled back
-    assert rolled_back.returncode == 2 and "invalid choice: 'hello-too'" in rolled_back.stderr
+    kept = _cli(badcli_site, "hello-too", "--help")  # the clashing hook's other sub-command stays
+    assert kept.returncode == 0, kept.stderr
+    builtin = _cli(badcli_site, "list", "sampler")  # the built-in keeps its name; the plugin's is under DIST:NAME
+    assert builtin.returncode == 0 and "ddim" in builtin.stdout
+    chosen = _cli(badcli_site, "guidekit-badcli:list", "--help")
+    assert chosen.returncode == 0 and "usage: guidekit guidekit-badcli:list" in chosen.stdout
 
 
 LOCAL_PLUGIN = '''

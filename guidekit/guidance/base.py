@@ -116,6 +116,60 @@ def check_call(fn: Any, nargs: int, what: str, hint: str) -> None:
         raise InvalidParameterError(f"{what} cannot be called with {nargs} argument(s) ({exc}); {hint}") from None
 
 
+def is_denoiser(net: Any) -> bool:
+    """Whether ``net`` is a diffusion network (guidekit's convention: it declares the ``image_channels`` it denoises)."""
+    return isinstance(getattr(net, "image_channels", None), int)
+
+
+def refuse_denoiser(classifier: Any) -> None:
+    """A named error when a diffusion network is passed where a classifier belongs (it would ask for y, or
+    return an image instead of logits)."""
+    if is_denoiser(classifier):
+        kind = "class-conditional " if getattr(classifier, "num_classes", None) is not None else ""
+        raise InvalidParameterError(
+            f"the classifier {type(classifier).__name__} is a {kind}diffusion network (it denoises "
+            f"{classifier.image_channels}-channel images), not a classifier returning logits (B, K): pass a classifier "
+            "(e.g. an adm-classifier or a bundled *-classifier-* network)"
+            + ("; to guide a class-conditional model without a classifier use gk.create('guidance', "
+               "'classifier-free', ...)" if kind else ""))
+
+
+def classifier_input(classifier: Any) -> tuple[int | None, int | None]:
+    """(channels, image size) a classifier takes, from its attributes or card (None where it does not say)."""
+    card = getattr(classifier, "card", None)
+    card = card if isinstance(card, dict) else {}
+    channels = next((v for v in (getattr(classifier, "in_channels", None), card.get("channels"))
+                     if isinstance(v, int) and not isinstance(v, bool)), None)
+    size = next((v for v in (getattr(classifier, "image_size", None), card.get("image_size"))
+                 if isinstance(v, int) and not isinstance(v, bool)), None)
+    return channels, size
+
+
+def check_classifier_fits(classifier: Any, shape: tuple[int, ...]) -> None:
+    """Before the first step: the classifier takes images of the samples' channels and size, naming both."""
+    if classifier is None or len(shape) != 4:
+        return
+    channels, size = classifier_input(classifier)
+    c, h, w = (int(n) for n in shape[1:])
+    if (channels is not None and channels != c) or (size is not None and (size, size) != (h, w)):
+        takes = f"{channels if channels is not None else 'C'}-channel {f'{size}×{size}' if size else 'H×W'}"
+        raise InvalidParameterError(
+            f"the classifier {type(classifier).__name__} takes {takes} images but the samples are {c}-channel {h}×{w} "
+            f"(shape {tuple(shape)}): use a classifier trained on the model's images (its channels and size)")
+
+
+def call_classifier(classifier: Callable[..., Any], x: torch.Tensor, *args: Any) -> Any:
+    """``classifier(x, *args)``; a RuntimeError inside it (a conv or linear layer of other input channels or
+    size) is named with the input's shape, the classifier and the fix, its first line kept."""
+    try:
+        return classifier(x, *args)
+    except RuntimeError as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:240]
+        raise InvalidParameterError(
+            f"the classifier {type(classifier).__name__} failed on an input of shape {tuple(x.shape)} ({first}); give "
+            "a classifier that takes the samples' channels and image size") from exc
+
+
 def takes_classifier(name: str) -> bool:
     """Whether the registered guidance ``name`` is built with a ``classifier=`` parameter."""
     from ..registry import default_registry
@@ -206,10 +260,18 @@ class ScaledGuidance:
         if not isinstance(logits, torch.Tensor):
             raise InvalidParameterError(f"classifier returned {type(logits).__name__}; it must return a tensor of "
                                         "logits (B, K)")
+        if logits.ndim == x_in.ndim and logits.shape[2:] == x_in.shape[2:]:
+            raise InvalidParameterError(
+                f"classifier returned shape {tuple(logits.shape)}, an image like x_t {tuple(x_in.shape)}: it looks like a "
+                "diffusion network, not a classifier; it must return logits of shape (B, K)")
         if logits.ndim != 2 or logits.shape[0] != x_in.shape[0]:
             raise InvalidParameterError(
                 f"classifier returned shape {tuple(logits.shape)}; it must return logits of shape (B, K)"
             )
+        if logits.shape[1] < 2:
+            raise InvalidParameterError(
+                f"classifier returned {logits.shape[1]} logit per sample: log p(y|x) over one class is 0, so its gradient "
+                "is zero and nothing would be guided; a classifier needs K >= 2 classes (a binary one returns 2 logits)")
         y = check_labels(y, x_in.shape[0], logits.shape[1]).to(logits.device)
         state = GuidanceState(t=t, t_index=t_index, num_steps=num_steps, logits=logits.detach(), grad=None,
                               y=y, num_timesteps=num_timesteps, guidance=self.name)
@@ -223,7 +285,11 @@ class ScaledGuidance:
                     "to guide with: do not run it under torch.no_grad() or detach its output"
                 )
             selected = F.log_softmax(logits, dim=-1)[torch.arange(len(y), device=y.device), y]
-            grad = torch.autograd.grad(selected.sum(), x_in)[0]
+            grad = torch.autograd.grad(selected.sum(), x_in, allow_unused=True)[0]
+            if grad is None:
+                raise InvalidParameterError(
+                    "the classifier's logits do not depend on x_t (the autograd graph does not reach it), so there is no "
+                    "gradient to guide with: the classifier must compute its logits from its input")
         state = attrs.evolve(state, grad=grad)
         if scale is None:
             scale = self.scale(state)

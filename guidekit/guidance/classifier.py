@@ -12,7 +12,15 @@ from typing import Any
 import torch
 
 from ..errors import InvalidParameterError
-from .base import GuidedOutput, ScaledGuidance, StepContext, check_call, model_then_gradient
+from .base import (
+    GuidedOutput,
+    ScaledGuidance,
+    StepContext,
+    call_classifier,
+    check_call,
+    model_then_gradient,
+    refuse_denoiser,
+)
 from .state import GuidanceResult, Scaler
 
 
@@ -30,6 +38,7 @@ class ClassifierGuidance(ScaledGuidance):
         super().__init__(scaler, **scaler_params)
         if not callable(classifier):
             raise InvalidParameterError(f"classifier must be callable as classifier(x_t, t) -> logits (B, K), got {classifier!r}")
+        refuse_denoiser(classifier)
         check_call(classifier, 2, f"the classifier {type(classifier).__name__}",
                    "classifier guidance calls classifier(x_t, t) with a noise-aware classifier; for a classifier of "
                    "clean images use gk.create('guidance', 'x0-classifier', classifier=...)")
@@ -51,7 +60,7 @@ class ClassifierGuidance(ScaledGuidance):
         """Scaled gradient s·∇ₓ log p(y|x_t) at original timesteps ``t``."""
         with torch.enable_grad():
             x_in = x_t.detach().requires_grad_(True)
-            logits = self.classifier(x_in, t)
+            logits = call_classifier(self.classifier, x_in, t)
             return self.scaled_gradient(x_in, logits, y, t, t_index=t_index, num_steps=num_steps,
                                         num_timesteps=num_timesteps)
 

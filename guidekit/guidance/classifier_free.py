@@ -48,12 +48,20 @@ class ClassifierFreeGuidance(ScaledGuidance):
         return f"{type(self).__name__}(scaler={self.scaler!r}, null_label={self.null_label}, batched={self.batched})"
 
     def null_label_of(self, model: Any) -> int:
-        """``null_label`` if given, else the model card's ``null_label``."""
-        if self.null_label is not None:
-            return self.null_label
+        """``null_label`` if given, else the model card's ``null_label``; a given one that contradicts the card
+        is an error (the model was trained with the card's label for 'no class')."""
         card = getattr(model, "card", None)
-        if isinstance(card, Mapping) and card.get("null_label") is not None:
-            return int(card["null_label"])
+        carded = int(card["null_label"]) if isinstance(card, Mapping) and card.get("null_label") is not None else None
+        if self.null_label is not None:
+            k = getattr(model, "num_classes", None)
+            in_range = not isinstance(k, int) or self.null_label < k  # a label beyond the classes: check_null_label's error
+            if carded is not None and carded != self.null_label and in_range:
+                raise InvalidParameterError(
+                    f"null_label={self.null_label} contradicts the model's card, which says it was trained with "
+                    f"{carded} for 'no class'; drop null_label (--guidance-param null_label) to use the card's")
+            return self.null_label
+        if carded is not None:
+            return carded
         raise InvalidParameterError(
             f"{self.name} guidance needs the model's null label (the class it was trained with for 'no label'): "
             f"the model has no card['null_label']; pass null_label=... (e.g. --guidance-param null_label=10)"

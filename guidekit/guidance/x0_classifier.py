@@ -14,7 +14,15 @@ import torch
 
 from ..checks import check_flag
 from ..errors import InvalidParameterError
-from .base import GuidedOutput, ScaledGuidance, StepContext, call_model, check_call
+from .base import (
+    GuidedOutput,
+    ScaledGuidance,
+    StepContext,
+    call_classifier,
+    call_model,
+    check_call,
+    refuse_denoiser,
+)
 from .state import Scaler
 
 
@@ -30,6 +38,7 @@ class X0ClassifierGuidance(ScaledGuidance):
         super().__init__(scaler, **scaler_params)
         if not callable(classifier):
             raise InvalidParameterError(f"classifier must be callable as classifier(x0) -> logits (B, K), got {classifier!r}")
+        refuse_denoiser(classifier)
         if timestep is not None and (isinstance(timestep, bool) or not isinstance(timestep, int) or timestep < 0):
             raise InvalidParameterError(f"timestep must be None or a non-negative integer t, got {timestep!r}")
         if timestep is None:
@@ -54,7 +63,8 @@ class X0ClassifierGuidance(ScaledGuidance):
         return out, x0.clamp(-1, 1) if self.clip else x0
 
     def logits(self, x0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        out = self.classifier(x0) if self.timestep is None else self.classifier(x0, torch.full_like(t, self.timestep))
+        args = () if self.timestep is None else (torch.full_like(t, self.timestep),)
+        out = call_classifier(self.classifier, x0, *args)
         # an extractor (e.g. mnist16-oracle) returns {"pool", "spatial", "logits"}: guide with its logits
         return out["logits"] if isinstance(out, Mapping) and "logits" in out else out
 

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from .atomic import atomic_write, remove_stale_temporaries
+from .atomic import atomic_write, noted, probe_writable, remove_stale_temporaries, write_error
 from .batches import (
     EXPECTED_KEYS,
     IMAGE_KEY,
@@ -31,6 +31,6 @@ from .png import encode_png, make_grid, save_grid
 __all__ = [
     "output_lock",
     "EXPECTED_KEYS", "IMAGE_KEY", "LABEL_KEY", "STAT_KEYS", "BatchFileError", "NpzBatch", "SampleBatchWriter",
-    "atomic_write", "encode_png", "load_batch", "make_grid", "merge_sample_batches", "sample_batch_name",
+    "atomic_write", "encode_png", "noted", "probe_writable", "write_error", "load_batch", "make_grid", "merge_sample_batches", "sample_batch_name",
     "remove_stale_temporaries", "save_grid", "to_uint8", "write_npz", "write_reference_batch", "write_sample_batch",
 ]

@@ -220,17 +220,59 @@ def _shard_order(paths: list[Path]) -> list[Path]:
     return [index[i] for i in sorted(index)]
 
 
+def _check_run_records(paths: list[Path]) -> dict[str, Any]:
+    """The shards' run records agree on every option but the shard index, and each shard still has the
+    sha256 its record holds; returns what the merged batch's manifest records about its inputs."""
+    from guidekit.errors import IdentityError
+    from guidekit.identity import changed_inputs, file_sha256, find_record, recorded_content, verify_content
+
+    found = [find_record(p) for p in paths]
+    if not any(found):
+        return {"shards": [{"file": p.name, "sha256": file_sha256(p)} for p in paths], "options": None}
+    missing = [str(p) for p, f in zip(paths, found) if f is None]
+    if missing:
+        raise IdentityError(f"{missing} have no run record (run.json) beside them but the other batches do, so "
+                            "guidekit cannot tell whether they come from the same run; merge batches that all have "
+                            "their records, or none")
+    shards, first = [], None
+    for path, (where, record) in zip(paths, found):  # type: ignore[misc]
+        entry = recorded_content(record, path.name)
+        if entry is not None:
+            verify_content(path, entry, f"sample that shard again (its record is {str(where)!r})")
+        options = record.get("options")
+        if not isinstance(options, dict):
+            raise IdentityError(f"{str(where)!r} records no options, so {str(path)!r} cannot be checked against the "
+                                "other shards; sample it again with this guidekit")
+        if first is None:
+            first = (path, options)
+        differ = changed_inputs(first[1], options, ignore=("shard_index",))
+        if differ:
+            raise IdentityError(f"{str(first[0])!r} and {str(path)!r} come from runs with different options "
+                                f"({'; '.join(differ)}); merging them would mix two runs in one batch. Merge the "
+                                "shards of one run (same options, one --num-shards), resampling the odd one out")
+        shards.append({"file": path.name, "sha256": entry["sha256"] if entry else file_sha256(path)})
+    common = {k: v for k, v in first[1].items() if k != "shard_index"} if first else None
+    return {"shards": shards, "options": common}
+
+
 def merge_sample_batches(out: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]],
                          chunk_size: int = 256) -> Path:
     """Concatenate sample batches into ``out`` (``guidekit merge-batches``), ``chunk_size`` images at a time.
 
     All inputs need uint8 images of one H×W×C, and labels in all of them or none (empty shards aside).
     Files named ``..._shard{I}of{S}.npz``, as ``guidekit sample --num-shards`` writes them, are merged in
-    shard order and must be complete; other files are merged in the order given.
+    shard order and must be complete; other files are merged in the order given. When the inputs have
+    run records (``run.json``), they must agree on every option but the shard index, and each input
+    must still have the sha256 its record holds (:class:`~guidekit.errors.IdentityError` otherwise).
+    ``OUT.manifest.json`` records the merged batch's sha256 and its inputs' (see :mod:`guidekit.identity`).
     """
+    from guidekit.identity import write_manifest
+
     if not inputs:
         raise InvalidParameterError("merge_sample_batches needs at least one input batch")
-    batches = [load_batch(p) for p in _shard_order([Path(p) for p in inputs])]
+    ordered = _shard_order([Path(p) for p in inputs])
+    sources = _check_run_records(ordered)  # first: a damaged or replaced shard is named with its record
+    batches = [load_batch(p) for p in ordered]
     shapes = []
     for b in batches:
         b._require_images()
@@ -256,4 +298,5 @@ def merge_sample_batches(out: str | os.PathLike[str], inputs: Sequence[str | os.
             for chunk in b.iter_images(chunk_size):
                 writer.add(chunk, None if labels is None else labels[start : start + len(chunk)])
                 start += len(chunk)
+    write_manifest(out, sources, kind="merged sample batch")
     return Path(out)

@@ -2,6 +2,11 @@
 
 Reading never unpickles (``allow_pickle=False``) and never loads all images at once: an
 uncompressed member (``np.savez``) is memory-mapped, a compressed one is streamed in chunks.
+
+Every member is checked against the CRC-32 its zip entry records before its data is used: a
+memory-mapped member once per file version (path, size, modification time), in one streaming pass
+before mapping (see ``benchmarks/npz_crc.py`` for the cost); a streamed or small member as it is read.
+A mismatch is a :class:`BatchFileError` naming the file and the member.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import os
 import struct
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
@@ -24,8 +30,16 @@ EXPECTED_KEYS = "'arr_0' (uint8 images N×H×W×C) and/or precomputed 'mu', 'sig
 
 
 class BatchFileError(GuidekitError, ValueError):
-    """A batch file is missing, unreadable, or lacks the expected arrays."""
+    """A batch file is missing, unreadable, damaged (a CRC mismatch), or lacks the expected arrays."""
 
+
+#: (resolved path, size, mtime_ns, inode, member) of memory-mapped members whose CRC-32 was checked
+_CRC_CHECKED: set[tuple[str, int, int, int, str]] = set()
+
+
+def _damaged(path: Path, key: str, detail: str) -> BatchFileError:
+    return BatchFileError(f"{str(path)!r}: array {key!r} is damaged ({detail}): the file changed after it was "
+                          "written (a disk or copy error, or an edit); regenerate it, or restore it from a copy")
 
 
 def _check_stats(where: str, arrays: dict[str, np.ndarray]) -> None:
@@ -43,11 +57,12 @@ def _check_stats(where: str, arrays: dict[str, np.ndarray]) -> None:
 class NpzBatch:
     """A lazily read ADM-layout batch. Images are read in chunks with :meth:`iter_images`."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, verify: bool = True) -> None:
         if not isinstance(path, (str, os.PathLike)):
             raise InvalidParameterError(f"a batch is read from an .npz path, got {type(path).__name__}; write arrays "
                                         "with guidekit.io.write_sample_batch / write_reference_batch first")
         self.path = Path(path)
+        self.verify = bool(verify)
         if self.path.is_dir():
             raise BatchFileError(f"batch path {str(self.path)!r} is a folder; give the .npz file inside it")
         if not self.path.is_file():
@@ -108,14 +123,19 @@ class NpzBatch:
 
     def _header(self, key: str) -> tuple[tuple[int, ...], bool, np.dtype]:
         zf, fh = self._open_member(key)
-        with zf, fh:
-            return self._read_header(fh, key)
+        try:
+            with zf, fh:
+                return self._read_header(fh, key)
+        except zipfile.BadZipFile as exc:  # a small member is read whole, and checked, with its header
+            raise _damaged(self.path, key, str(exc)) from None
 
     def _load_small(self, key: str) -> np.ndarray:
         try:
             with np.load(self.path, allow_pickle=False) as data:
-                return np.asarray(data[key])
-        except ValueError as exc:
+                return np.asarray(data[key])  # zipfile checks the CRC-32 as it reads the member
+        except zipfile.BadZipFile as exc:
+            raise _damaged(self.path, key, str(exc)) from None
+        except (ValueError, EOFError, OSError) as exc:
             raise BatchFileError(f"{str(self.path)!r}: cannot read array {key!r} ({exc})") from exc
 
     def labels(self) -> np.ndarray | None:
@@ -140,10 +160,31 @@ class NpzBatch:
             if local[:4] != b"PK\x03\x04":
                 return None
             name_len, extra_len = struct.unpack("<HH", local[26:30])
-            raw.seek(info.header_offset + 30 + name_len + extra_len)
+            start = info.header_offset + 30 + name_len + extra_len
+            raw.seek(start)
             shape, fortran, dtype = self._read_header(raw, key)
             offset = raw.tell()
+            if self.verify:
+                self._check_crc(raw, key, start, info)
         return np.memmap(self.path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+
+    def _check_crc(self, raw: IO[bytes], key: str, start: int, info: zipfile.ZipInfo, block: int = 1 << 24) -> None:
+        """Compare an uncompressed member's CRC-32 with its zip entry, once per version of the file."""
+        st = os.stat(self.path)
+        tag = (str(self.path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino, key)
+        if tag in _CRC_CHECKED:
+            return
+        raw.seek(start)
+        crc, left = 0, info.file_size
+        while left > 0:
+            chunk = raw.read(min(block, left))
+            if not chunk:
+                raise BatchFileError(f"{str(self.path)!r}: array {key!r} ends early; the file is truncated")
+            crc = zlib.crc32(chunk, crc)
+            left -= len(chunk)
+        if crc != info.CRC:
+            raise _damaged(self.path, key, f"CRC-32 {crc:08x}, its zip entry records {info.CRC:08x}")
+        _CRC_CHECKED.add(tag)
 
     def images(self) -> np.ndarray:
         """All images as a read-only array (memory-mapped when the member is uncompressed)."""
@@ -151,8 +192,7 @@ class NpzBatch:
         mm = self._memmap(IMAGE_KEY)
         if mm is not None:
             return mm
-        with np.load(self.path, allow_pickle=False) as data:
-            return np.asarray(data[IMAGE_KEY])
+        return self._load_small(IMAGE_KEY)
 
     def _require_images(self) -> None:
         if not self.has_images:
@@ -171,6 +211,15 @@ class NpzBatch:
             for i in range(0, n, batch_size):
                 yield np.array(mm[i : i + batch_size])
             return
+        try:
+            yield from self._stream(batch_size, n)
+        except zipfile.BadZipFile as exc:
+            raise _damaged(self.path, IMAGE_KEY, str(exc)) from None
+        except (zlib.error, EOFError) as exc:
+            raise _damaged(self.path, IMAGE_KEY, f"{type(exc).__name__}: {exc}") from None
+
+    def _stream(self, batch_size: int, n: int) -> Iterator[np.ndarray]:
+        """Chunks of a compressed member, decompressed as they are read; zipfile checks the CRC-32 at the end."""
         zf, fh = self._open_member(IMAGE_KEY)
         with zf, fh:
             shape, fortran, dtype = self._read_header(fh, IMAGE_KEY)
@@ -183,7 +232,10 @@ class NpzBatch:
             for i in range(0, n, batch_size):
                 count = min(batch_size, n - i)
                 buf = _read_exactly(fh.read, count * row, self.path)
-                yield np.frombuffer(buf, dtype=dtype).reshape((count, *shape[1:])).copy()
+                chunk = np.frombuffer(buf, dtype=dtype).reshape((count, *shape[1:])).copy()
+                if i + count >= n:
+                    fh.read(1)  # reaching the end makes zipfile check the CRC-32, before the last chunk is used
+                yield chunk
 
     def __repr__(self) -> str:
         return f"NpzBatch({str(self.path)!r}, keys={self.keys}, images={self.image_shape})"
@@ -200,9 +252,13 @@ def _read_exactly(read: Callable[[int], bytes], size: int, path: Path) -> bytes:
     return b"".join(chunks)
 
 
-def load_batch(path: str | os.PathLike[str]) -> NpzBatch:
-    """Open a sample or reference batch (``.npz``); nothing large is read until images are iterated."""
-    return NpzBatch(path)
+def load_batch(path: str | os.PathLike[str], *, verify: bool = True) -> NpzBatch:
+    """Open a sample or reference batch (``.npz``); nothing large is read until images are iterated.
+
+    ``verify=False`` skips the CRC-32 check of memory-mapped members (for a caller that checked the
+    file's sha256 itself); the zip structure and headers are always checked.
+    """
+    return NpzBatch(path, verify=verify)
 
 
 load_reference_batch = load_batch

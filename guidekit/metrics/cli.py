@@ -110,6 +110,13 @@ def _run(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
             refuse_existing(args.out, args.overwrite, "--out")
             held.enter_context(output_lock(args.out, "guidekit evaluate"))  # one writer per results file
             remove_stale_temporaries(args.out)
+            from guidekit.io import probe_writable
+
+            probe_writable(Path(args.out).parent, "--out's folder")  # read-only even for root (/proc): say so now
+        from guidekit.identity import verify_recorded
+
+        for flag, path in (("--ref", args.ref), ("--samples", args.samples)):  # a batch with a run record: its sha256
+            verify_recorded(path, f"regenerate {flag} {path}, or restore it from a copy")
         from guidekit.io import load_batch
         from guidekit.metrics import check_comparable
 

@@ -18,6 +18,7 @@ from torch import nn
 from ..diffusion import GaussianDiffusion, check_diffusion
 from ..errors import InvalidParameterError
 from ..guidance import check_labels, entropy_from_log_probs
+from ..identity import components_identity
 from ..registry import create
 from .config import TrainConfig
 from .data import check_data, check_setup, draw_batch, fingerprint
@@ -51,7 +52,10 @@ def train_classifier(
     check_diffusion(diffusion)
     if labels is None:
         raise InvalidParameterError("a classifier is trained on labels: pass one label per image")
-    check_data(images, labels)
+    check_data(images, labels, classifier)
+    if config.loss_params.get("reduction") == "none":
+        raise InvalidParameterError(f"loss_params={config.loss_params} makes the loss return one value per image; "
+                                    "training needs one number per step: drop 'reduction' (the default is the mean)")
     loss_fn = create("loss", config.loss, **config.loss_params)
     labels = check_labels(labels, len(labels), None, "training data")
 
@@ -78,4 +82,5 @@ def train_classifier(
     return fit(classifier, config, draw, step_loss, kind="classifier", checkpoint=checkpoint, resume=resume,
                overwrite=overwrite, callback=callback, progress=progress, stop_after=stop_after,
                settings={**(settings or {}), "data": fingerprint(images, labels),
-                         **({"diffusion": attrs.asdict(diffusion.config)} if config.noised else {})})
+                         **({"diffusion": attrs.asdict(diffusion.config)} if config.noised else {}),
+                         "code": components_identity([("loss", config.loss)], {"network": classifier})})

@@ -272,7 +272,7 @@ def _card(args: argparse.Namespace, spec: str, params: dict[str, Any], model: to
         "world_size": world_size, "seconds_this_run": round(seconds, 1), "guidekit_version": guidekit.__version__,
         "torch_version": torch.__version__, "command": "guidekit " + " ".join(sys.argv[1:]),
         "weights_file": final.name, "sha256": file_sha256(final),
-        "suggested": {"respacing": SUGGESTED_RESPACING},
+        "suggested": {"respacing": SUGGESTED_RESPACING}, "inputs": _plain(result.inputs),
     })
     return card
 

@@ -20,6 +20,7 @@ from torch import nn
 from ..diffusion import GaussianDiffusion, check_diffusion
 from ..errors import InvalidParameterError
 from ..guidance import check_labels
+from ..identity import components_identity
 from .config import TrainConfig
 from .data import check_data, check_setup, draw_batch, fingerprint
 from .loop import Batch, TrainResult, fit
@@ -80,7 +81,7 @@ def train_diffusion(
     """
     check_setup(model, config, "model")
     check_diffusion(diffusion)
-    check_data(images, labels)
+    check_data(images, labels, model)
     if diffusion.config.predict_xstart:
         raise InvalidParameterError("train_diffusion trains ε prediction: create the diffusion with predict_xstart=False")
     if diffusion.num_steps != diffusion.config.steps:
@@ -135,4 +136,5 @@ def train_diffusion(
 
     return fit(model, config, draw, step_loss, kind="diffusion", checkpoint=checkpoint, resume=resume,
                overwrite=overwrite, callback=callback, progress=progress, stop_after=stop_after,
-               settings={**(settings or {}), "data": fingerprint(images, labels), "diffusion": attrs.asdict(diffusion.config)})
+               settings={**(settings or {}), "data": fingerprint(images, labels), "diffusion": attrs.asdict(diffusion.config),
+                         "code": components_identity(objects={"network": model})})

@@ -4,6 +4,13 @@ AdamW, an EMA with warm-up, per-step draws from one seeded generator (the same g
 every torchrun process, each taking its slice), atomic checkpoints holding model, EMA, optimizer,
 step and RNG states, and an exact resume: on the CPU an interrupted-and-resumed run logs the same
 losses as an uninterrupted one.
+
+Identity: a checkpoint holds the sha256 of its own content (every tensor and value, ``"identity"``), checked
+when it is read back (``torch.load`` checks no CRC, so a flipped byte would otherwise load silently), and
+the identity of its inputs (the full sha256 of the training data, the diffusion process, and the
+provenance of the network's and the loss's code); a resume with other inputs is refused, naming them.
+A failed save (disk full, read-only) is a :class:`~guidekit.errors.WriteError` naming the file, and the
+previous checkpoint is kept.
 """
 
 from __future__ import annotations
@@ -18,8 +25,9 @@ import attrs
 import torch
 from torch import nn
 
-from ..errors import CheckpointError, InvalidParameterError, NonFiniteError
-from ..io import atomic_write
+from ..errors import CheckpointError, IdentityError, InvalidParameterError, NonFiniteError, WriteError
+from ..identity import state_sha256
+from ..io import atomic_write, noted, probe_writable
 from ..progress import progress as progress_bar
 from .config import RESUMABLE_FIELDS, TrainConfig
 from .distributed import init_world, local_slice, mean_over_world
@@ -39,6 +47,8 @@ class TrainResult:
     ema: dict[str, torch.Tensor]
     step: int
     checkpoint: Path | None = None
+    #: the identity of the run's inputs (data sha256, diffusion process, code of the network and loss), for cards
+    inputs: dict[str, Any] = attrs.field(factory=dict)
 
     def ema_model(self, model: nn.Module) -> nn.Module:
         """Load the EMA weights into ``model`` (in place) and put it in eval mode."""
@@ -47,9 +57,27 @@ class TrainResult:
 
 
 def save_atomic(obj: Any, path: Path) -> None:
-    """``torch.save`` through :func:`guidekit.io.atomic_write` (a kill leaves the old file)."""
+    """``torch.save`` through :func:`guidekit.io.atomic_write` (a kill leaves the old file; a failed write is a
+    :class:`~guidekit.errors.WriteError` naming ``path``, torch's "enforce fail at inline_container.cc" included)."""
     with atomic_write(path) as fh:
         torch.save(obj, fh)
+
+
+def with_identity(payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` plus ``"identity": {"content_sha256": ...}``, the digest of everything else it holds."""
+    return {**payload, "identity": {"content_sha256": state_sha256(payload)}}
+
+
+def check_identity(saved: dict[str, Any], path: Path) -> None:
+    """A checkpoint's content still has the sha256 it was saved with (checkpoints of guidekit < 0.3 have none)."""
+    identity = saved.get("identity")
+    if not isinstance(identity, dict):
+        return
+    actual = state_sha256({k: v for k, v in saved.items() if k != "identity"})
+    if actual != identity.get("content_sha256"):
+        raise IdentityError(f"training checkpoint {path} is damaged: its content has sha256 {actual[:12]}… but it was "
+                            f"saved with {str(identity.get('content_sha256'))[:12]}… (a disk or copy error, or an edit). "
+                            "Restore it from a copy, or delete it (or pass --overwrite) to start over")
 
 
 def config_record(config: TrainConfig) -> dict[str, Any]:
@@ -89,7 +117,8 @@ def check_run(checkpoint: Any, resume: Any, overwrite: Any, callback: Any, stop_
 
 
 SETTING_NAMES = {"data": "training data (images and labels)", "diffusion": "diffusion process",
-                 "architecture": "architecture"}
+                 "architecture": "architecture",
+                 "code": "code (the network's or the loss's source or distribution)"}
 
 
 def differences(saved: Any, now: Any, prefix: str = "") -> list[str]:
@@ -101,13 +130,17 @@ def differences(saved: Any, now: Any, prefix: str = "") -> list[str]:
 
 
 def check_settings(saved: dict[str, Any], now: dict[str, Any], path: Path) -> None:
-    """Refuse a resume whose architecture, data or diffusion process differ from the checkpoint's (keys both record)."""
+    """Refuse a resume whose architecture, data, diffusion process or code differ from the checkpoint's (keys both
+    record; within a dict, the entries both record, so checkpoints of older versions still resume)."""
     for key in sorted(set(saved) & set(now)):
-        if saved[key] != now[key]:
+        a, b = saved[key], now[key]
+        if isinstance(a, dict) and isinstance(b, dict):
+            a, b = ({k: d[k] for k in set(a) & set(b)} for d in (a, b))
+        if a != b:
             what = SETTING_NAMES.get(key, key)
-            found = differences(saved[key], now[key]) if isinstance(saved[key], dict) else []
+            found = differences(a, b) if isinstance(a, dict) else []
             detail = "; ".join(found[:4]) + (f"; and {len(found) - 4} more" if len(found) > 4 else "") if found else \
-                f"{saved[key]}, now {now[key]}"
+                f"{a}, now {b}"
             raise InvalidParameterError(
                 f"cannot resume {path}: it was trained with another {what} ({detail}). Use the same {what}, or start "
                 "a new run at another path"
@@ -115,14 +148,20 @@ def check_settings(saved: dict[str, Any], now: dict[str, Any], path: Path) -> No
 
 
 def load_checkpoint_file(path: Path) -> dict[str, Any]:
+    """A training checkpoint, read with ``weights_only=True`` and checked against its recorded sha256."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt files
         # torch's own text for a refused unpickle suggests weights_only=False, which guidekit never does
         why = ("it is damaged or not a guidekit training checkpoint" if isinstance(exc, pickle.UnpicklingError)
                else str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__)
         raise CheckpointError(f"cannot read training checkpoint {path} ({why}). Delete it to start over, or pass "
                               "another checkpoint path") from None
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{path} holds a {type(saved).__name__}, not a guidekit training checkpoint; pass another "
+                              "checkpoint path")
+    check_identity(saved, path)
+    return saved
 
 
 def fit(
@@ -149,6 +188,8 @@ def fit(
     are stored with the checkpoint, and a resume with other settings is refused.
     """
     path = check_run(checkpoint, resume, overwrite, callback, stop_after)
+    if path is not None:
+        probe_writable(path.parent, "the checkpoint's folder")  # now, not at the first save
     device = next(iter(model.parameters())).device
     world = init_world(device)
     gen = torch.Generator().manual_seed(config.seed)
@@ -190,14 +231,23 @@ def fit(
         train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
     part = local_slice(config.batch_size, world)
 
+    saved_at = [start if path is not None and path.exists() else None]
+
     def save(step: int) -> None:
         if path is not None and world.is_main:
-            save_atomic({
+            payload = with_identity({
                 "kind": kind, "config": config_record(config), "step": step, "model": model.state_dict(),
                 "ema": ema.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
                 "torch_rng": torch.get_rng_state(), "records": records, "sums": sums, "count": count,
                 **({"settings": settings} if settings is not None else {}),
-            }, path)
+            })
+            try:
+                save_atomic(payload, path)
+            except WriteError as exc:
+                kept = (f"the checkpoint of step {saved_at[0]} is kept: free space, then rerun with --resume "
+                        "(resume=True)") if saved_at[0] is not None else "no checkpoint was written yet"
+                raise noted(exc, f"training stopped at step {step}, {kept}") from None
+            saved_at[0] = step
 
     end = config.steps if stop_after is None else min(config.steps, start + stop_after)
     model.train()
@@ -211,6 +261,11 @@ def fit(
                     group["lr"] = config.lr * (1 - step / config.steps)
             batch = {k: v[part].to(device) for k, v in draw(gen).items()}
             loss, metrics = step_loss(train_model, batch)
+            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+                raise InvalidParameterError(f"the training loss must be one number per step (a mean over the batch), "
+                                            f"got {shape}; drop reduction='none' from loss_params (--loss-param), or "
+                                            "make the loss reduce over the batch")
             if not torch.isfinite(loss):
                 raise NonFiniteError(f"the training loss became {loss.item()} at step {step}: lower the learning rate")
             opt.zero_grad(set_to_none=True)
@@ -236,7 +291,7 @@ def fit(
     finally:
         bar.close()
     model.eval()
-    return TrainResult(records, {k: v.clone() for k, v in ema.shadow.items()}, end, path)
+    return TrainResult(records, {k: v.clone() for k, v in ema.shadow.items()}, end, path, dict(settings or {}))
 
 
 def export_weights(state: dict[str, torch.Tensor], path: str | os.PathLike[str], metadata: dict[str, str] | None = None) -> Path:
