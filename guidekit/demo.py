@@ -203,22 +203,20 @@ def _print_table(rows: dict[str, dict[str, Any]]) -> None:
 def _write_grid(path: Path, images: dict[str, torch.Tensor], per_row: int, scale: int = 4) -> None:
     """One row per strategy, upscaled ``scale``x (nearest) so the 16x16 digits can be read; labelled with matplotlib."""
     rows = [img[:per_row] for img in images.values()]
-    grid = torch.cat(rows).repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        save_grid(path, grid, nrow=per_row)
+        save_grid(torch.cat(rows), path, nrow=per_row, scale=scale)
         return
     from .io import make_grid
 
     fig, axes = plt.subplots(len(rows), 1, figsize=(per_row * 0.42 + 2.2, len(rows) * 0.62 + 0.3))
     for ax, (name, img) in zip(np.atleast_1d(axes), images.items()):
-        row = img[:per_row].repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
-        ax.imshow(make_grid(row, nrow=per_row, padding=2, pad_value=64)[..., 0], cmap="gray", vmin=0, vmax=255,
-                  interpolation="nearest")
+        row = make_grid(img[:per_row], nrow=per_row, padding=2, pad_value=64, scale=scale)
+        ax.imshow(row[..., 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])

@@ -380,7 +380,7 @@ def run_sample(args: argparse.Namespace) -> int:
 
     grid = run.finish(GRID_MAX)
     if grid:
-        save_grid(out / f"grid{suffix}.png", np.stack(grid))
+        save_grid(np.stack(grid), out / f"grid{suffix}.png")
     meta: dict[str, Any] = {
         "model": args.model, "model_path": str(args.model_path), "classifier": args.classifier,
         "classifier_path": None if args.classifier_path is None else str(args.classifier_path),
