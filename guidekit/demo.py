@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import sys
+import textwrap
 import time
 import warnings
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .demo_explain import explain
 from .diffusion import GaussianDiffusion
 from .errors import GuidekitError, InvalidParameterError
 from .guidance import ClassifierGuidance
@@ -110,12 +113,13 @@ def run_demo(args: argparse.Namespace) -> int:
     oracle = create("extractor", "mnist16-oracle")
     classifiers = {name: create("network", f"mnist16-classifier-{name}") for name in ("ce", "ect")}
     diffusion = GaussianDiffusion.from_model(unet, respacing=args.respacing)
+    roles = {"none": "no guidance", "constant": f"constant γ={gamma:g} (CE)", "eds": f"EDS γ={eds_gamma:g} (CE)"}
     runs: dict[str, tuple[Any, Any]] = {  # name -> (diffusion model, guidance)
-        "no guidance": (unet, None),
-        f"constant γ={gamma:g} (CE)": (unet, ClassifierGuidance(classifiers["ce"], "constant", gamma=gamma)),
+        roles["none"]: (unet, None),
+        roles["constant"]: (unet, ClassifierGuidance(classifiers["ce"], "constant", gamma=gamma)),
     }
     if has_eds:
-        runs[f"EDS γ={eds_gamma:g} (CE)"] = (unet, ClassifierGuidance(classifiers["ce"], "entropy", gamma=eds_gamma))
+        runs[roles["eds"]] = (unet, ClassifierGuidance(classifiers["ce"], "entropy", gamma=eds_gamma))
         runs[f"EDS γ={eds_gamma:g} (ECT)"] = (unet, ClassifierGuidance(classifiers["ect"], "entropy", gamma=eds_gamma))
     else:
         print("scaler 'entropy' not installed (pip install guidekit-eds, or in a guidekit checkout: "
@@ -131,7 +135,9 @@ def run_demo(args: argparse.Namespace) -> int:
     rows: dict[str, dict[str, Any]] = {}
     traces: dict[str, GuidanceTrace] = {}
     images: dict[str, torch.Tensor] = {}
-    for name, (model, guidance) in runs.items():
+    for index, (name, (model, guidance)) in enumerate(runs.items(), 1):
+        if not args.no_progress:
+            print(f"strategy {index}/{len(runs)}: {name}", file=sys.stderr, flush=True)
         trace = GuidanceTrace()
         start = time.perf_counter()
         x0 = sample(model, diffusion, (args.samples, 1, 16, 16), sampler=sampler, guidance=guidance, y=y,
@@ -144,10 +150,13 @@ def run_demo(args: argparse.Namespace) -> int:
             vp = trace.vanishing_points(0.1)
             rows[name]["vanished_fraction"] = float(torch.isfinite(vp).double().mean())
     _print_table(rows)
+    explanation = explain(rows, roles, args.samples, gamma, eds_gamma)
+    if explanation:
+        _print_explanation(explanation)
     summary = {"settings": {"samples": args.samples, "respacing": args.respacing, "sampler": args.sampler,
                             "sampler_params": sampler_params,
                             "seed": args.seed, "gamma": gamma, "eds_gamma": eds_gamma, "cfg_w": args.cfg_w},
-               "results": rows, "traces": {name: tr.summary() for name, tr in traces.items()}}
+               "results": rows, "explanation": explanation, "traces": {name: tr.summary() for name, tr in traces.items()}}
     write_text_atomic(out / "demo.json", json.dumps(summary, indent=1))
     _write_grid(out / "samples.png", images, per_row=min(args.samples, 30))
     print(f"samples (one row per strategy, the same noise and classes in every row): {out / 'samples.png'}")
@@ -198,6 +207,19 @@ def _print_table(rows: dict[str, dict[str, Any]]) -> None:
     print("oracle acc: the clean-image oracle agrees with the requested class; FD: Fréchet distance to the real "
           "digits on oracle features (lower is closer); vanished: share of samples whose guidance fell below 10% "
           "of its peak before the end\n")
+
+
+def _print_explanation(sentences: list[str]) -> None:
+    """The sentences wrapped to 110 columns; a `command` in them goes on its own line, whole, to copy."""
+    text = " ".join(sentences)
+    before, tick, rest = text.partition(" `")
+    command, _, after = rest.partition("`")
+    print(textwrap.fill(before, width=110, break_on_hyphens=False))
+    if tick:
+        print(f"  {command}")
+        if after.strip(" ."):
+            print(textwrap.fill(after.strip(), width=110, break_on_hyphens=False))
+    print()
 
 
 def _write_grid(path: Path, images: dict[str, torch.Tensor], per_row: int, scale: int = 4) -> None:

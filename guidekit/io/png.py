@@ -51,7 +51,8 @@ MIN_GRID_WIDTH = 256
 def make_grid(x: Any, nrow: int | None = None, padding: int = 2, pad_value: int = 0, scale: int = 1) -> np.ndarray:
     """Tile images into one uint8 H×W×C array, ``nrow`` images per row (default ≈ √N).
 
-    ``scale``: each image enlarged ``scale``× by nearest neighbour (pixels stay sharp); padding is not scaled.
+    ``scale``: each image is enlarged by the integer factor ``scale`` (nearest neighbour, so pixels stay
+    sharp); padding is not scaled.
     """
     if isinstance(x, (torch.Tensor, np.ndarray)) and len(x.shape) == 3:
         x = x[None]  # one image
@@ -107,10 +108,11 @@ def save_grid(
     first, as in ``torchvision.utils.save_image``; the old order ``save_grid(path, x)`` still works
     and gives a :class:`DeprecationWarning`.
 
-    ``scale``: every image is enlarged ``scale``× by nearest neighbour. The default ``None`` picks the
-    smallest integer factor that makes the grid at least 256 pixels wide (so 16 images of 16×16, four
-    per row, are enlarged 4×: 296 pixels); images that already give a grid that wide keep their native
-    size. ``scale=1`` always keeps the native size.
+    ``scale``: every image is enlarged by the integer factor ``scale`` (nearest neighbour, so pixels stay
+    sharp; padding is not scaled). The default ``None`` picks the smallest factor that makes the grid at
+    least 256 pixels wide (:data:`MIN_GRID_WIDTH`; so 16 images of 16×16, four per row, are enlarged 4
+    times: 296 pixels); images whose grid is that wide already keep their native size. ``scale=1``
+    always keeps the native size.
     """
     if _is_path(x) and not _is_path(path):
         warnings.warn("save_grid(path, x) is deprecated: pass the images first, save_grid(x, path), as "
