@@ -18,6 +18,7 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_mock_imports = ["matplotlib", "safetensors"]
 nitpicky = False
+smartquotes = False  # keep "--flag" as typed (no en dashes) in generated option lists
 html_theme = "alabaster"
 html_theme_options = {"page_width": "1180px", "sidebar_width": "230px"}
 exclude_patterns = ["_build", "_ext", "images/demo_output.txt"]

@@ -27,6 +27,11 @@ def clearly_different(p1: float, p2: float, n: int) -> bool:
     return abs(p1 - p2) > 2 * se and p1 != p2
 
 
+def _percent(fraction: float) -> str:
+    """A fraction as the table shows it (two decimals), in percent: 0.225 -> "23%"."""
+    return f"{round(float(f'{float(fraction):.2f}') * 100)}%"
+
+
 def _gammas(gamma: float, eds_gamma: float) -> str:
     return f"at the same γ = {gamma:g}" if gamma == eds_gamma else f"(EDS γ = {eds_gamma:g}, constant γ = {gamma:g})"
 
@@ -62,8 +67,8 @@ def explain(rows: Mapping[str, Mapping[str, Any]], roles: Mapping[str, str], sam
         out.append(sentence)
         v_c, v_e = const.get("vanished_fraction"), eds.get("vanished_fraction")
         if v_c is not None and v_e is not None and clearly_different(float(v_c), float(v_e), samples):
-            out.append(f"Guidance faded below 10% of its peak before the end for {float(v_c):.0%} of the samples "
-                       f"under constant guidance and {float(v_e):.0%} under EDS (traces.png shows where).")
+            out.append(f"Guidance faded below 10% of its peak before the end for {_percent(v_c)} of the samples "
+                       f"under constant guidance and {_percent(v_e)} under EDS (traces.png shows where).")
     elif "constant" in row and "none" in row:
         a_c, a_n = float(row["constant"]["accuracy"]), float(row["none"]["accuracy"])
         if clearly_different(a_c, a_n, samples):

@@ -1,6 +1,7 @@
 """Make the pictures the docs show, into docs/images/ (committed; the docs never hold a hand-made picture).
 
     python scripts/docs_images.py               # everything: runs `guidekit demo` (a few minutes on a CPU)
+    python scripts/docs_images.py --skip-demo   # all but the demo
     python scripts/docs_images.py --copy-only   # only the study plots and the save_grid example (seconds)
     python scripts/docs_images.py --check       # exit 1 when a copied study plot differs from its source
 
@@ -9,6 +10,8 @@ What it writes:
 * ``demo_samples.png``, ``demo_traces.png``, ``demo_output.txt``: ``guidekit demo --seed 0`` with the
   bundled mnist16 models (the sample grid, the Fig. 1/3-style traces, and the printed table with its
   explanation);
+* ``guided_grid.png``, ``guided_trace.png``: what ``docs/examples/guided_grid.py`` (shown in Getting
+  started) writes when it is run;
 * ``save_grid.png``: ``guidekit.io.save_grid`` of 16 real mnist16 digits, classes 0-9 then 0-5 (default ``scale``);
 * ``<study>_frontier.png`` / ``<study>_vanishing.png``: copies of the plots committed with each study
   under ``benchmarks/results/compare/*/`` and ``benchmarks/results/guidance_study/all/``.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import shutil
 import sys
 import tempfile
@@ -67,6 +71,22 @@ def save_grid_example() -> None:
     print(f"{path.relative_to(ROOT)} (16 real mnist16 digits of 16x16, classes 0-9 then 0-5, default scale)")
 
 
+def run_example() -> None:
+    import runpy
+
+    example = ROOT / "docs" / "examples" / "guided_grid.py"
+    with tempfile.TemporaryDirectory() as tmp:
+        here = os.getcwd()
+        os.chdir(tmp)  # the example writes grid.png and trace.png where it runs
+        try:
+            runpy.run_path(str(example), run_name="__main__")
+        finally:
+            os.chdir(here)
+        shutil.copyfile(Path(tmp) / "grid.png", IMAGES / "guided_grid.png")
+        shutil.copyfile(Path(tmp) / "trace.png", IMAGES / "guided_trace.png")
+    print("docs/images/guided_grid.png, guided_trace.png (docs/examples/guided_grid.py)")
+
+
 def run_demo() -> None:
     from guidekit.cli import main
 
@@ -85,7 +105,8 @@ def run_demo() -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--copy-only", action="store_true", help="skip the demo run")
+    parser.add_argument("--copy-only", action="store_true", help="skip the example and the demo")
+    parser.add_argument("--skip-demo", action="store_true", help="skip the demo run")
     parser.add_argument("--check", action="store_true", help="only check that the copied plots are up to date")
     args = parser.parse_args()
     if args.check:
@@ -98,6 +119,8 @@ def main() -> int:
     copy_study_plots()
     save_grid_example()
     if not args.copy_only:
+        run_example()
+    if not args.copy_only and not args.skip_demo:
         run_demo()
     return 0
 

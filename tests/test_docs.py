@@ -20,7 +20,7 @@ def test_every_hookspec_is_documented_with_its_signature():
     text = (DOCS / "plugins.rst").read_text()
     documented = dict(re.findall(r"^\.\. function:: (\w+)(\(.*\).*)$", text, flags=re.M))
     specs = _hookspecs()
-    assert set(specs) == set(hookspecs.KIND_HOOKS.values()) | {"guidekit_commands"}
+    assert set(specs) == set(hookspecs.KIND_HOOKS.values()) | {"guidekit_commands", "guidekit_resolve_network"}
     for name, fn in specs.items():
         assert name in documented, f"{name} is not documented in docs/plugins.rst"
         sig = str(inspect.signature(fn)).replace("'", "")

@@ -26,7 +26,7 @@ from sphinx.util.docutils import SphinxDirective
 # ---------------------------------------------------------------------------------------------------------------
 # Markdown (the subset the results files use)
 
-_INLINE = re.compile(r"(`[^`]+`|\*\*[^*]+\*\*|\[[^\]]+\]\([^)\s]+\))")
+_INLINE = re.compile(r"(``[^`]+``|`[^`]+`|\*\*[^*]+\*\*|\[[^\]]+\]\([^)\s]+\))")
 
 
 def inline(text: str) -> list[nodes.Node]:
@@ -36,7 +36,8 @@ def inline(text: str) -> list[nodes.Node]:
         if not part:
             continue
         if part.startswith("`") and part.endswith("`") and len(part) > 1:
-            out.append(nodes.literal(part[1:-1], part[1:-1]))
+            code = part.strip("`")
+            out.append(nodes.literal(code, code))
         elif part.startswith("**") and part.endswith("**") and len(part) > 4:
             out.append(nodes.strong("", "", *inline(part[2:-2])))
         elif part.startswith("[") and part.endswith(")") and "](" in part:
@@ -164,6 +165,13 @@ def _option_help(parser: argparse.ArgumentParser, action: argparse.Action) -> st
         text = action.help or ""
     if action.choices is not None and not isinstance(action, argparse._SubParsersAction):
         text = (text + " " if text else "") + "Choices: " + ", ".join(map(str, action.choices)) + "."
+    default = action.default
+    shown = default not in (None, False, argparse.SUPPRESS) and default != [] and action.nargs != 0
+    if shown and "default" not in text.lower():
+        text = (text + " " if text else "") + f"Default: {default}."
+    if isinstance(action, argparse.BooleanOptionalAction) and isinstance(default, bool):
+        flag = action.option_strings[0 if default else 1]
+        text = (text + " " if text else "") + f"Default: {flag}."
     return text
 
 
