@@ -136,8 +136,7 @@ def run_demo(args: argparse.Namespace) -> int:
     traces: dict[str, GuidanceTrace] = {}
     images: dict[str, torch.Tensor] = {}
     for index, (name, (model, guidance)) in enumerate(runs.items(), 1):
-        if not args.no_progress:
-            print(f"strategy {index}/{len(runs)}: {name}", file=sys.stderr, flush=True)
+        print(f"strategy {index}/{len(runs)}: {name}", file=sys.stderr, flush=True)
         trace = GuidanceTrace()
         start = time.perf_counter()
         x0 = sample(model, diffusion, (args.samples, 1, 16, 16), sampler=sampler, guidance=guidance, y=y,

@@ -1,6 +1,7 @@
 """Getting started: a guided grid and a trace plot from the bundled mnist16 models (run by scripts/docs_images.py)."""
 
 import torch
+
 import guidekit as gk
 from guidekit.io import save_grid
 
