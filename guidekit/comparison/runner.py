@@ -101,6 +101,8 @@ class Context:
     guidance_params: dict[str, Any] = attrs.Factory(dict)
     #: the guidance's neutral scale, or None when cells at it must not share (see :func:`neutral_cell`)
     neutral: float | None = None
+    #: called after every sampling step of :func:`compute` (``run_cells`` sets it for its progress line)
+    on_step: Callable[[], None] | None = None
 
     @property
     def digest(self) -> str:
@@ -202,9 +204,9 @@ def _quantiles(v: torch.Tensor) -> dict[str, float | None]:
     return {"mean_t": float(finite.mean()), "median_t": q[0], "q10_t": q[1], "q90_t": q[2]}
 
 
-def compute(ctx: Context, cell: Cell | None, seed: int, on_step: Callable[[], None] | None = None) -> dict[str, Any]:
-    """Sample, judge and measure one cell (``cell=None``: unguided sampling for ``seed``);
-    ``on_step()`` is called after every sampling step (for progress)."""
+def compute(ctx: Context, cell: Cell | None, seed: int) -> dict[str, Any]:
+    """Sample, judge and measure one cell (``cell=None``: unguided sampling for ``seed``); ``ctx.on_step()``,
+    if set, is called after every sampling step."""
     import guidekit as gk
 
     started = time.perf_counter()
@@ -227,7 +229,7 @@ def compute(ctx: Context, cell: Cell | None, seed: int, on_step: Callable[[], No
             trace = gk.GuidanceTrace() if guidance is not None else None
             x0 = gk.sample(ctx.model, ctx.diffusion, (count, *ctx.shape), sampler=ctx.sampler, guidance=guidance,
                            y=y, num_classes=ctx.num_classes, seed=seed, sample_offset=start,
-                           callback=_step_callback(trace, on_step),
+                           callback=_step_callback(trace, ctx.on_step),
                            progress=False, device=ctx.device, clip_denoised=ctx.clip_denoised)
             images = to_uint8(x0.cpu())  # judged as saved: uint8, like the ADM evaluator
             for j in range(0, count, JUDGE_CHUNK):
@@ -351,15 +353,17 @@ def run_cells(ctx: Context, cells: list[Cell], *, dedupe: bool = True, show_prog
     # off a terminal (a log file) it writes one line per interval ($GUIDEKIT_PROGRESS_INTERVAL)
     steps_per_cell = math.ceil(ctx.num_samples / ctx.batch_size) * ctx.diffusion.num_steps
     bar = progress(total=len(todo) * steps_per_cell, desc="compare", disable=not show_progress, unit="step")
+    ctx.on_step = lambda: bar.update(1)
     try:
         for index, key in enumerate(todo, 1):
             cell, seed = jobs[key]
             spec = {"unguided": True, "seed": seed} if cell is None else cell.spec()
             bar.postfix = f"cell {index}/{len(todo)}: {_cell_label(cell, seed)}"
-            results[key] = compute(ctx, cell, seed, on_step=lambda: bar.update(1))
+            results[key] = compute(ctx, cell, seed)
             _store(ctx, key, spec, results[key])
             if on_record is not None:
                 on_record(rows())
     finally:
         bar.close()
+        ctx.on_step = None
     return rows()
