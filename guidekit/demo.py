@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import sys
+import textwrap
 import time
 import warnings
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .demo_explain import explain
 from .diffusion import GaussianDiffusion
 from .errors import GuidekitError, InvalidParameterError
 from .guidance import ClassifierGuidance
@@ -111,12 +114,13 @@ def run_demo(args: argparse.Namespace) -> int:
     oracle = create("extractor", "mnist16-oracle")
     classifiers = {name: load_network(f"mnist16-classifier-{name}") for name in ("ce", "ect")}
     diffusion = GaussianDiffusion.from_model(unet, respacing=args.respacing)
+    roles = {"none": "no guidance", "constant": f"constant γ={gamma:g} (CE)", "eds": f"EDS γ={eds_gamma:g} (CE)"}
     runs: dict[str, tuple[Any, Any]] = {  # name -> (diffusion model, guidance)
-        "no guidance": (unet, None),
-        f"constant γ={gamma:g} (CE)": (unet, ClassifierGuidance(classifiers["ce"], "constant", gamma=gamma)),
+        roles["none"]: (unet, None),
+        roles["constant"]: (unet, ClassifierGuidance(classifiers["ce"], "constant", gamma=gamma)),
     }
     if has_eds:
-        runs[f"EDS γ={eds_gamma:g} (CE)"] = (unet, ClassifierGuidance(classifiers["ce"], "entropy", gamma=eds_gamma))
+        runs[roles["eds"]] = (unet, ClassifierGuidance(classifiers["ce"], "entropy", gamma=eds_gamma))
         runs[f"EDS γ={eds_gamma:g} (ECT)"] = (unet, ClassifierGuidance(classifiers["ect"], "entropy", gamma=eds_gamma))
     else:
         print("scaler 'entropy' not installed (pip install guidekit-eds, or in a guidekit checkout: "
@@ -132,7 +136,8 @@ def run_demo(args: argparse.Namespace) -> int:
     rows: dict[str, dict[str, Any]] = {}
     traces: dict[str, GuidanceTrace] = {}
     images: dict[str, torch.Tensor] = {}
-    for name, (model, guidance) in runs.items():
+    for index, (name, (model, guidance)) in enumerate(runs.items(), 1):
+        print(f"strategy {index}/{len(runs)}: {name}", file=sys.stderr, flush=True)
         trace = GuidanceTrace()
         start = time.perf_counter()
         x0 = sample(model, diffusion, (args.samples, 1, 16, 16), sampler=sampler, guidance=guidance, y=y,
@@ -145,10 +150,13 @@ def run_demo(args: argparse.Namespace) -> int:
             vp = trace.vanishing_points(0.1)
             rows[name]["vanished_fraction"] = float(torch.isfinite(vp).double().mean())
     _print_table(rows)
+    explanation = explain(rows, roles, args.samples, gamma, eds_gamma)
+    if explanation:
+        _print_explanation(explanation)
     summary = {"settings": {"samples": args.samples, "respacing": args.respacing, "sampler": args.sampler,
                             "sampler_params": sampler_params,
                             "seed": args.seed, "gamma": gamma, "eds_gamma": eds_gamma, "cfg_w": args.cfg_w},
-               "results": rows, "traces": {name: tr.summary() for name, tr in traces.items()}}
+               "results": rows, "explanation": explanation, "traces": {name: tr.summary() for name, tr in traces.items()}}
     write_text_atomic(out / "demo.json", json.dumps(summary, indent=1))
     _write_grid(out / "samples.png", images, per_row=min(args.samples, 30))
     print(f"samples (one row per strategy, the same noise and classes in every row): {out / 'samples.png'}")
@@ -201,25 +209,36 @@ def _print_table(rows: dict[str, dict[str, Any]]) -> None:
           "of its peak before the end\n")
 
 
+def _print_explanation(sentences: list[str]) -> None:
+    """The sentences wrapped to 110 columns; a `command` in them goes on its own line, whole, to copy."""
+    text = " ".join(sentences)
+    before, tick, rest = text.partition(" `")
+    command, _, after = rest.partition("`")
+    print(textwrap.fill(before, width=110, break_on_hyphens=False))
+    if tick:
+        print(f"  {command}")
+        if after.strip(" ."):
+            print(textwrap.fill(after.strip(), width=110, break_on_hyphens=False))
+    print()
+
+
 def _write_grid(path: Path, images: dict[str, torch.Tensor], per_row: int, scale: int = 4) -> None:
     """One row per strategy, upscaled ``scale``x (nearest) so the 16x16 digits can be read; labelled with matplotlib."""
     rows = [img[:per_row] for img in images.values()]
-    grid = torch.cat(rows).repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        save_grid(path, grid, nrow=per_row)
+        save_grid(torch.cat(rows), path, nrow=per_row, scale=scale)
         return
     from .io import make_grid
 
     fig, axes = plt.subplots(len(rows), 1, figsize=(per_row * 0.42 + 2.2, len(rows) * 0.62 + 0.3))
     for ax, (name, img) in zip(np.atleast_1d(axes), images.items()):
-        row = img[:per_row].repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
-        ax.imshow(make_grid(row, nrow=per_row, padding=2, pad_value=64)[..., 0], cmap="gray", vmin=0, vmax=255,
-                  interpolation="nearest")
+        row = make_grid(img[:per_row], nrow=per_row, padding=2, pad_value=64, scale=scale)
+        ax.imshow(row[..., 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])

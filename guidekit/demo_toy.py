@@ -62,6 +62,6 @@ def run_toy_demo(args: argparse.Namespace, sampler: Any) -> int:
         print("install matplotlib (pip install 'guidekit[plot]') for the trace plot")
     from .io import save_grid
 
-    save_grid(out / "samples.png", torch.cat(grids), nrow=40)
+    save_grid(torch.cat(grids), out / "samples.png", nrow=40)
     print(f"samples (rows: class templates, {', '.join(runs)}): {out / 'samples.png'}\nnumbers: {out / 'demo.json'}")
     return 0

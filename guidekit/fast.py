@@ -14,7 +14,7 @@ run with mixed precision, channels_last, ``torch.compile`` and no host synchroni
 The weights are left as they are (no copy, no in-place conversion); autocast casts them per call.
 Tolerance to the float32 path, tested in ``plugins/guidekit-adm/tests/test_fast.py`` on the golden tiny
 networks and random-weight ADM configs (CPU autocast): network outputs and logits within 3e-2 (bf16) / 5e-3
-(fp16) of the largest |value|, ∇ₓ log p within 5e-2 / 5e-3; whole DDIM-25 trajectories within 0.1 (bf16,
+(fp16) of the largest absolute value, ∇ₓ log p within 5e-2 / 5e-3; whole DDIM-25 trajectories within 0.1 (bf16,
 about 6 uint8 levels) / 0.02 (fp16) per pixel, 1e-3 / 1e-4 on average. With ``dtype="float32"`` the fast loop
 equals the default one to 1e-4 (channels_last changes the convolutions' summation order).
 """

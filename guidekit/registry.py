@@ -274,7 +274,13 @@ def _register(kind: str) -> Callable[..., Callable[[F], F]]:
 
         return decorate
 
-    register.__doc__ = f"Decorator registering a {kind} factory under ``name`` for research code."
+    register.__doc__ = (
+        f"``@guidekit.register_{kind}(name)``: register the decorated {kind} factory (a function or class) under "
+        "``name``, for research code that is not packaged as a plugin; the factory is returned unchanged.\n\n"
+        "``summary``: the line ``guidekit list`` shows (default: the first line of the factory's docstring). "
+        "``replace=True`` replaces a component this process registered under the same name (without it, that is a "
+        ":class:`~guidekit.DuplicateComponentError`)."
+    )
     return register
 
 

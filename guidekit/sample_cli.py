@@ -447,7 +447,7 @@ def _sample(args: argparse.Namespace, plan: Plan, npz: Path) -> int:
 
     grid = run.finish(GRID_MAX)
     if grid:
-        save_grid(out / f"grid{suffix}.png", np.stack(grid))
+        save_grid(np.stack(grid), out / f"grid{suffix}.png")
     meta: dict[str, Any] = {
         "model": args.model, "model_path": None if args.model_path is None else str(args.model_path),
         "model_params": _plain(plan.model_params), "classifier": args.classifier,

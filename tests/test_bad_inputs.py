@@ -153,7 +153,7 @@ class _Conv(torch.nn.Module):
 def _image_folder(tmp: Path, name: str, data: bytes | None = None) -> Path:
     (tmp / "a").mkdir()
     if data is None:
-        save_grid(tmp / "a" / name, np.zeros((1, 4, 4, 1), np.uint8), padding=0)
+        save_grid(np.zeros((1, 4, 4, 1), np.uint8), tmp / "a" / name, padding=0, scale=1)
     else:
         (tmp / "a" / name).write_bytes(data)
     return tmp
@@ -316,7 +316,7 @@ API_CASES: list[tuple[str, Callable[[Path], Any], type[BaseException], str]] = [
     ("trace field misspelt", lambda tmp: gk.GuidanceTrace().tensor("entropi"), gk.InvalidParameterError,
      "its fields are: entropy"),
     # files
-    ("grid to .jpg (was PNG bytes)", lambda tmp: save_grid(tmp / "g.jpg", np.zeros((1, 4, 4, 3), np.uint8)),
+    ("grid to .jpg (was PNG bytes)", lambda tmp: save_grid(np.zeros((1, 4, 4, 3), np.uint8), tmp / "g.jpg"),
      gk.InvalidParameterError, "ending in .png"),
     ("float NHWC images", lambda tmp: write_sample_batch(tmp / "a.npz", np.zeros((2, 16, 16, 3), np.float32)),
      gk.InvalidParameterError, "looks like N×H×W×C"),
@@ -346,7 +346,7 @@ API_CASES: list[tuple[str, Callable[[Path], Any], type[BaseException], str]] = [
      "respacing must be a string"),
     ("from_release of a network that needs arguments", lambda tmp: gk.GaussianDiffusion.from_release("adm-unet"),
      gk.InvalidParameterError, "cannot be built without arguments"),
-    ("grid with nrow=0 (was the default)", lambda tmp: save_grid(tmp / "g.png", np.zeros((2, 4, 4, 3), np.uint8), nrow=0),
+    ("grid with nrow=0 (was the default)", lambda tmp: save_grid(np.zeros((2, 4, 4, 3), np.uint8), tmp / "g.png", nrow=0),
      gk.InvalidParameterError, "nrow must be >= 1"),
     # plugins registered from research code
     ("register a non-callable", lambda tmp: gk.register_scaler("not-callable")(3), gk.InvalidParameterError,
@@ -442,9 +442,9 @@ API_CASES: list[tuple[str, Callable[[Path], Any], type[BaseException], str]] = [
      gk.InvalidParameterError, "looks like N×H×W×C"),
     ("load_batch of a folder (was 'does not exist')", lambda tmp: load_batch(tmp), gk.GuidekitError, "is a folder"),
     ("load_batch(None)", lambda tmp: load_batch(None), gk.InvalidParameterError, "from an .npz path"),
-    ("grid nrow=2.5", lambda tmp: save_grid(tmp / "g.png", np.zeros((2, 4, 4, 1), np.uint8), nrow=2.5),
+    ("grid nrow=2.5", lambda tmp: save_grid(np.zeros((2, 4, 4, 1), np.uint8), tmp / "g.png", nrow=2.5),
      gk.InvalidParameterError, "(integers)"),
-    ("grid pad_value=300", lambda tmp: save_grid(tmp / "g.png", np.zeros((2, 4, 4, 1), np.uint8), pad_value=300),
+    ("grid pad_value=300", lambda tmp: save_grid(np.zeros((2, 4, 4, 1), np.uint8), tmp / "g.png", pad_value=300),
      gk.InvalidParameterError, "0..255"),
     ("FeatureStats of a string", lambda tmp: FeatureStats().update("abc"), gk.InvalidParameterError,
      "numeric (B, D) array"),
@@ -609,6 +609,12 @@ API_CASES: list[tuple[str, Callable[[Path], Any], type[BaseException], str]] = [
     ("train a 1-channel network on 3-channel images", lambda tmp: gk.train_classifier(
         _Sized(1, 4, trainable=True), torch.zeros(4, 3, 4, 4), torch.tensor([0, 1, 2, 3]), DIFF, progress=False),
      gk.InvalidParameterError, "takes 1-channel images but the images have 3 channels"),
+    ("grid path given as a number (was a pathlib TypeError)",
+     lambda tmp: save_grid(np.zeros((1, 4, 4, 1), np.uint8), 3), gk.InvalidParameterError, "path must be a str"),
+    ("grid given two paths", lambda tmp: save_grid(tmp / "a.png", tmp / "b.png"), gk.InvalidParameterError,
+     "x must be images"),
+    ("grid scale=0", lambda tmp: save_grid(np.zeros((1, 4, 4, 1), np.uint8), tmp / "g.png", scale=0),
+     gk.InvalidParameterError, "scale must be a positive integer"),
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from guidekit.cli import main
 
@@ -51,8 +52,12 @@ def test_demo_on_the_bundled_models(tmp_path, capsys):
         assert {"accuracy", "fd", "precision", "recall", "seconds"} <= set(r)
     assert rows["constant γ=4 (CE)"]["accuracy"] > rows["no guidance"]["accuracy"] + 0.3
     assert set(summary["traces"]) == set(list(rows)[1:4])  # classifier gradients only
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "oracle acc" in out and "EDS γ=4 (ECT)" in out
+    assert re.findall(r"^strategy (\d/\d): (.+)$", captured.err, flags=re.M) == [
+        (f"{i}/5", name) for i, name in enumerate(rows, 1)]  # which strategy is being sampled
+    assert "compare them at matched accuracy with" in out  # the explanation below the table
     assert (tmp_path / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "traces.png").stat().st_size > 10_000
 

@@ -189,7 +189,7 @@ def test_outputs_honour_the_umask(tmp_path, umask):
     old = os.umask(umask)
     try:
         written = [write_sample_batch(tmp_path / "s.npz", np.zeros((1, 4, 4, 3), np.uint8)),
-                   save_grid(tmp_path / "g.png", np.zeros((1, 4, 4, 3), np.uint8)),
+                   save_grid(np.zeros((1, 4, 4, 3), np.uint8), tmp_path / "g.png"),
                    gk.GuidanceTrace().to_json(tmp_path / "t.json")]
     finally:
         os.umask(old)

@@ -34,6 +34,9 @@ __all__ = ["CompareResult", "compare", "Cell"]
 
 @attrs.frozen(eq=False)
 class CompareResult:
+    """What :func:`compare` returns: one record per cell (as in ``results.json``), the accuracy levels of the
+    matched table, that table as Markdown (also in ``matched_accuracy.md``) and the output folder."""
+
     records: list[dict[str, Any]]
     levels: list[float]
     table: str
@@ -226,8 +229,11 @@ def compare(
         raise InvalidParameterError(f"--guidance {guidance} with --guidance-param {guidance_kwargs}: {exc}") from None
     # cells at the neutral scale share a computation only where the output depends on the scale values alone
     neutral = float(getattr(probe, "neutral", 0.0)) if isinstance(probe, ScaledGuidance) else None
+    explain = respacing is None
     respacing = respacing if respacing is not None else models.default_respacing(net)
     diffusion = models.diffusion_for(net, respacing)
+    if explain:
+        print(f"guidekit compare: {models.explain_respacing(net, respacing, diffusion.config.steps)}", file=sys.stderr)
     sampler_name = sampler or ("ddim" if respacing.startswith("ddim") else "ddpm")
     sampler_obj = create("sampler", sampler_name, **sampler_kwargs)
 

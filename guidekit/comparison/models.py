@@ -53,6 +53,18 @@ def default_respacing(model: Any) -> str:
     return ""
 
 
+def explain_respacing(model: Any, respacing: str, steps: int) -> str:
+    """Why ``compare`` took ``respacing`` (from :func:`default_respacing`) when ``--respacing`` was not given."""
+    if "respacing" in (card_of(model).get("diffusion") or {}):
+        return (f"no --respacing given: using {respacing!r} from the model card (card['diffusion']['respacing']); "
+                "pass --respacing to choose another")
+    if respacing:
+        return (f"no --respacing given: using {respacing!r}, the respacing the release's README suggests for this "
+                "model; pass --respacing ddim25 for a faster run")
+    return (f"no --respacing given and the model card names none: sampling all {steps} steps, which is slow; pass "
+            "--respacing ddim25 (25 DDIM steps) or --respacing 100 for a faster run")
+
+
 def image_shape(model: Any, reference_shape: tuple[int, ...] | None) -> tuple[int, int, int]:
     """(C, H, W) of the model's samples: its attributes, its card, or the reference images (NHWC)."""
     card = card_of(model)

@@ -104,6 +104,8 @@ class Context:
     guidance_params: dict[str, Any] = attrs.Factory(dict)
     #: the guidance's neutral scale, or None when cells at it must not share (see :func:`neutral_cell`)
     neutral: float | None = None
+    #: called after every sampling step of :func:`compute` (``run_cells`` sets it for its progress line)
+    on_step: Callable[[], None] | None = None
 
     @property
     def digest(self) -> str:
@@ -206,7 +208,8 @@ def _quantiles(v: torch.Tensor) -> dict[str, float | None]:
 
 
 def compute(ctx: Context, cell: Cell | None, seed: int) -> dict[str, Any]:
-    """Sample, judge and measure one cell (``cell=None``: unguided sampling for ``seed``)."""
+    """Sample, judge and measure one cell (``cell=None``: unguided sampling for ``seed``); ``ctx.on_step()``,
+    if set, is called after every sampling step."""
     started = time.perf_counter()
     guidance = None
     if cell is not None:
@@ -226,7 +229,8 @@ def compute(ctx: Context, cell: Cell | None, seed: int) -> dict[str, Any]:
             y = labels_for(start, count, ctx.num_classes)
             trace = GuidanceTrace() if guidance is not None else None
             x0 = sample(ctx.model, ctx.diffusion, (count, *ctx.shape), sampler=ctx.sampler, guidance=guidance,
-                           y=y, num_classes=ctx.num_classes, seed=seed, sample_offset=start, callback=trace,
+                        y=y, num_classes=ctx.num_classes, seed=seed, sample_offset=start,
+                        callback=_step_callback(trace, ctx.on_step),
                            progress=False, device=ctx.device, clip_denoised=ctx.clip_denoised)
             images = to_uint8(x0.cpu())  # judged as saved: uint8, like the ADM evaluator
             for j in range(0, count, JUDGE_CHUNK):
@@ -293,6 +297,28 @@ def record_of(cell: Cell, result: dict[str, Any], shared: str | None,
 Row = tuple[Cell, dict[str, Any], "str | None"]
 
 
+def _step_callback(trace: Any, on_step: Callable[[], None] | None) -> Callable[[Any], None] | None:
+    """The trace's callback, followed by ``on_step()`` when given."""
+    if on_step is None:
+        return trace
+
+    def callback(info: Any) -> None:
+        if trace is not None:
+            trace(info)
+        on_step()
+
+    return callback
+
+
+def _cell_label(cell: Cell | None, seed: int) -> str:
+    """``entropy gamma=2 seed 1`` (or ``unguided seed 0``) for the progress line."""
+    if cell is None:
+        return f"unguided seed {seed}"
+    params = " ".join(f"{k}={v}" for k, v in sorted(cell.params.items()))
+    who = f"{cell.classifier} " if cell.classifier else ""
+    return f"{who}{cell.scaler} {params} seed {seed}".replace("  ", " ")
+
+
 def run_cells(ctx: Context, cells: list[Cell], *, dedupe: bool = True, show_progress: bool = True,
               on_record: Callable[[list[Row]], None] | None = None) -> list[Row]:
     """(cell, result, shared) for ``cells`` in grid order, computing only what is not cached.
@@ -324,17 +350,21 @@ def run_cells(ctx: Context, cells: list[Cell], *, dedupe: bool = True, show_prog
                 out.append((cell, results[key], shared))
         return out
 
-    # forced: one line per finished cell also in a log file, where long runs usually write
-    bar = progress(total=len(todo), desc="cells", disable=not show_progress, unit="cell", force=True)
+    # counted in sampling steps, so the line moves (and the time left is estimated) inside long cells;
+    # off a terminal (a log file) it writes one line per interval ($GUIDEKIT_PROGRESS_INTERVAL)
+    steps_per_cell = math.ceil(ctx.num_samples / ctx.batch_size) * ctx.diffusion.num_steps
+    bar = progress(total=len(todo) * steps_per_cell, desc="compare", disable=not show_progress, unit="step")
+    ctx.on_step = lambda: bar.update(1)
     try:
-        for key in todo:
+        for index, key in enumerate(todo, 1):
             cell, seed = jobs[key]
             spec = {"unguided": True, "seed": seed} if cell is None else cell.spec()
+            bar.postfix = f"cell {index}/{len(todo)}: {_cell_label(cell, seed)}"
             results[key] = compute(ctx, cell, seed)
             _store(ctx, key, spec, results[key])
-            bar.update(1)
             if on_record is not None:
                 on_record(rows())
     finally:
         bar.close()
+        ctx.on_step = None
     return rows()

@@ -218,6 +218,8 @@ def fit(
             gen.set_state(saved["generator"])
             torch.set_rng_state(saved["torch_rng"])
             records, sums, count, start = list(saved["records"]), dict(saved["sums"]), int(saved["count"]), int(saved["step"])
+            if world.is_main:
+                print(f"resuming from step {start} of {config.steps} ({path})", flush=True)
         elif not overwrite:
             raise InvalidParameterError(
                 f"{path} already holds a training run: pass resume=True (--resume) to continue it, "

@@ -164,7 +164,7 @@ def test_write_validation():
 def test_png_grid_is_valid_and_decodes_to_the_tiles(tmp_path: Path, channels: int):
     rng = np.random.default_rng(channels)
     images = rng.integers(0, 256, size=(5, 4, 6, channels), dtype=np.uint8)
-    path = save_grid(tmp_path / "grid.png", images, nrow=3, padding=1)
+    path = save_grid(images, tmp_path / "grid.png", nrow=3, padding=1, scale=1)
     pixels = decode_png(path.read_bytes())
     assert pixels.shape == (2 * (4 + 1) + 1, 3 * (6 + 1) + 1, channels)
     assert np.array_equal(pixels, make_grid(images, nrow=3, padding=1))
@@ -181,10 +181,51 @@ def test_png_grid_is_valid_and_decodes_to_the_tiles(tmp_path: Path, channels: in
 
 def test_png_grid_from_model_output_and_default_layout(tmp_path: Path):
     x = torch.rand(7, 3, 5, 5) * 2 - 1
-    path = save_grid(tmp_path / "g.png", x)
+    path = save_grid(x, tmp_path / "g.png", scale=1)
     pixels = decode_png(path.read_bytes())
     assert pixels.shape == (2 + 3 * 7, 2 + 3 * 7, 3)  # nrow = ceil(sqrt(7)) = 3, padding 2
     assert np.array_equal(pixels[2:7, 2:7], to_uint8(x)[0].numpy())
-    one = decode_png(save_grid(tmp_path / "one.png", torch.zeros(1, 8, 8)).read_bytes())  # single CHW image
+    one = decode_png(save_grid(torch.zeros(1, 8, 8), tmp_path / "one.png", scale=1).read_bytes())  # one CHW image
     assert one.shape == (12, 12, 1) and (one[2:10, 2:10] == 127).all()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_png_grid_of_small_images_is_enlarged_to_a_readable_width(tmp_path: Path):
+    images = torch.rand(16, 1, 16, 16) * 2 - 1
+    pixels = decode_png(save_grid(images, tmp_path / "g.png").read_bytes())
+    assert pixels.shape == (4 * (64 + 2) + 2, 4 * (64 + 2) + 2, 1)  # 4x: the smallest factor reaching 256 px
+    tile = to_uint8(images)[0].numpy()
+    assert np.array_equal(pixels[2:66, 2:66], tile.repeat(4, 0).repeat(4, 1))  # nearest neighbour
+    native = decode_png(save_grid(images, tmp_path / "n.png", scale=1).read_bytes())
+    assert native.shape == (74, 74, 1)
+    big = decode_png(save_grid(torch.zeros(2, 3, 200, 200), tmp_path / "b.png").read_bytes())
+    assert big.shape[1] == 2 * 202 + 2  # already wider than 256 px: native size
+    three = decode_png(save_grid(np.zeros((5, 4, 6, 1), np.uint8), tmp_path / "t.png", nrow=5, padding=1,
+                                 scale=3).read_bytes())
+    assert three.shape == (12 + 2, 5 * 19 + 1, 1)  # scale=3 enlarges the images, not the padding
+
+
+def test_png_grid_old_argument_order_still_works_with_a_warning(tmp_path: Path):
+    images = np.random.default_rng(0).integers(0, 256, size=(3, 4, 4, 3), dtype=np.uint8)
+    with pytest.warns(DeprecationWarning, match=r"save_grid\(x, path\)"):
+        old = save_grid(tmp_path / "old.png", images)
+    new = save_grid(images, tmp_path / "new.png")
+    assert old.read_bytes() == new.read_bytes()
+    with pytest.warns(DeprecationWarning):
+        save_grid(str(tmp_path / "old2.png"), images)
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    ((np.zeros((1, 4, 4, 3), np.uint8), 3), "path must be a str or os.PathLike"),
+    (("a.png", "b.png"), "x must be images"),
+    ((np.zeros((1, 4, 4, 3), np.uint8), "g.png"), None),
+])
+def test_png_grid_argument_checks(tmp_path: Path, monkeypatch, args, match):
+    monkeypatch.chdir(tmp_path)
+    if match is None:
+        assert save_grid(*args).is_file()
+        return
+    with pytest.raises(InvalidParameterError, match=match):
+        save_grid(*args)
+    with pytest.raises(InvalidParameterError, match="scale must be a positive integer"):
+        save_grid(np.zeros((1, 4, 4, 3), np.uint8), "s.png", scale=0)

@@ -19,7 +19,7 @@ class SigmoidSiLU(nn.Module):
     """ED-DPM's SiLU, written ``x * sigmoid(x)``.
 
     The same function as ``nn.SiLU`` but other float32 rounding: they differ by up to one ulp
-    (9.5e-7 near |x| = 8) on about a fifth of the inputs, which moves a UNet's output by ~3e-7.
+    (9.5e-7 near x = ±8) on about a fifth of the inputs, which moves a UNet's output by ~3e-7.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
