@@ -82,6 +82,13 @@ def _check_arguments(model: Any, diffusion: Any, shape: Any, seed: Any, offset: 
                                     f"{channels}-channel ones: use shape (B, {channels}, H, W)")
 
 
+def start_sampler(sampler: Any, diffusion: GaussianDiffusion) -> Any:
+    """What steps one batch: ``sampler.start(diffusion)`` for a sampler with a history (a multistep solver
+    keeps its past model outputs there, so a batch is the unit of resuming), else the sampler itself."""
+    start = getattr(sampler, "start", None)
+    return sampler if start is None else start(diffusion)
+
+
 def _check_options(num_classes: Any, flags: dict[str, Any]) -> None:
     """``num_classes`` a positive integer (or None); the on/off options real booleans ("no" is truthy)."""
     if num_classes is not None:
@@ -162,6 +169,7 @@ def sample(
                         callback=callback, progress=progress, device=device, check_finite=check_finite)
         return (x, y) if return_labels else x
     x = _randn(gens, tuple(shape[1:])).to(device)
+    stepper = start_sampler(sampler, diffusion)
     n = diffusion.num_steps
     T = diffusion.config.steps
     steps = progress_bar(range(n - 1, -1, -1), total=n, desc=f"sampling {batch}", disable=not progress)
@@ -187,7 +195,7 @@ def sample(
         if grad is not None and result is not None and not bool(result.scale.any()):
             grad = None
         with torch.no_grad():
-            stepped = sampler.step(diffusion, out.float(), x, t_idx, guidance_grad=grad,
+            stepped = stepper.step(diffusion, out.float(), x, t_idx, guidance_grad=grad,
                                    noise=noise, clip_denoised=clip_denoised)
         if check_finite:
             _check_finite(stepped.sample, "sample", step, int(t[0]), sample_offset)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-import attrs
 import torch
 from torch import nn
 
@@ -74,4 +73,4 @@ def train_classifier(
     return fit(classifier, config, draw, step_loss, kind="classifier", checkpoint=checkpoint, resume=resume,
                overwrite=overwrite, callback=callback, progress=progress, stop_after=stop_after,
                settings={"data": fingerprint(images, labels),
-                         **({"diffusion": attrs.asdict(diffusion.config)} if config.noised else {})})
+                         **({"diffusion": diffusion.config.settings()} if config.noised else {})})

@@ -12,7 +12,6 @@ import math
 import os
 from collections.abc import Callable
 
-import attrs
 import torch
 from torch import nn
 
@@ -132,4 +131,4 @@ def train_diffusion(
 
     return fit(model, config, draw, step_loss, kind="diffusion", checkpoint=checkpoint, resume=resume,
                overwrite=overwrite, callback=callback, progress=progress, stop_after=stop_after,
-               settings={"data": fingerprint(images, labels), "diffusion": attrs.asdict(diffusion.config)})
+               settings={"data": fingerprint(images, labels), "diffusion": diffusion.config.settings()})
