@@ -19,6 +19,7 @@ from .errors import (
     PluginLoadError,
     PluginLoadWarning,
     UnknownComponentError,
+    UnstableGuidanceError,
 )
 from .guidance import (
     ClassifierFreeGuidance,
@@ -62,7 +63,7 @@ __all__ = [
     "CheckpointError", "ClassifierFreeGuidance", "ClassifierGuidance", "CompareResult", "Component", "DiffusionConfig",
     "DuplicateComponentError", "GaussianDiffusion", "GuidanceResult", "GuidanceTrace", "GuidanceState", "GuidedOutput",
     "GuidekitError", "InvalidParameterError", "LabelError", "MeanVariance", "MissingGuidanceFieldError", "NonFiniteError",
-    "PluginLoadError", "PluginLoadWarning", "Scaler", "StepContext", "StepInfo", "UnknownComponentError",
+    "PluginLoadError", "PluginLoadWarning", "Scaler", "StepContext", "StepInfo", "UnknownComponentError", "UnstableGuidanceError",
     "X0ClassifierGuidance", "available", "compare", "create", "describe", "register_extractor", "register_guidance",
     "register_loss", "register_network", "register_sampler", "register_scaler", "registered", "sample",
     "sample_generator", "space_timesteps", "TrainConfig", "TrainResult", "train_classifier", "train_diffusion",

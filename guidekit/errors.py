@@ -44,3 +44,7 @@ class LabelError(GuidekitError, ValueError):
 
 class MissingGuidanceFieldError(InvalidParameterError):
     """A scaler read a :class:`~guidekit.GuidanceState` field that the guidance does not provide."""
+
+
+class UnstableGuidanceError(InvalidParameterError):
+    """Guidance parameters outside the range where sampling stays bounded (pass ``unsafe=True`` to run anyway)."""

@@ -13,10 +13,17 @@ from typing import Any
 
 import torch
 
-from ..errors import InvalidParameterError
+from ..checks import check_flag
+from ..errors import InvalidParameterError, UnstableGuidanceError
 from .base import GuidedOutput, StepContext
 from .classifier_free import ClassifierFreeGuidance
 from .state import Scaler
+
+
+#: momentum values with bounded sampling: in benchmarks/results/apg_momentum (mnist16-unet-cond, ddim25, no norm
+#: cap, w = 4 and 8) every β in this range kept max |x_0| < 4 (data in [-1, 1]); β ≤ -0.95 or β ≥ 0.6 left it
+#: (up to 41, and 1e5 at |β| = 1.5) and collapsed accuracy or saturated the images. Outside needs unsafe=True.
+MOMENTUM_RANGE = (-0.9, 0.5)
 
 
 class AdaptiveProjectedGuidance(ClassifierFreeGuidance):
@@ -24,13 +31,14 @@ class AdaptiveProjectedGuidance(ClassifierFreeGuidance):
     ``momentum`` β averages Δ over steps (0: none). The momentum restarts at the first step of a run and
     advances only on the steps (and for the samples) where guidance is on (w ≠ 1): where the scaler turns
     guidance off it keeps its value, and a step with guidance off for the whole batch runs the conditional
-    forward alone."""
+    forward alone. ``momentum`` outside :data:`MOMENTUM_RANGE` is refused with
+    :class:`~guidekit.errors.UnstableGuidanceError` unless ``unsafe=True``."""
 
     name = "apg"
     output_space = False  # works on x̂0: needs x_t and the process
 
     def __init__(self, scaler: Scaler | str = "constant", *, eta: float = 0.0, norm_threshold: float = 0.0,
-                 momentum: float = 0.0, **params: Any) -> None:
+                 momentum: float = 0.0, unsafe: bool = False, **params: Any) -> None:
         super().__init__(scaler, **params)
         bad = [f"{k}={v!r}" for k, v in (("eta", eta), ("norm_threshold", norm_threshold), ("momentum", momentum))
                if not math.isfinite(float(v))]
@@ -39,6 +47,11 @@ class AdaptiveProjectedGuidance(ClassifierFreeGuidance):
                                         "(norm_threshold=0 means no cap)")
         if float(eta) < 0 or float(norm_threshold) < 0:
             raise InvalidParameterError(f"eta and norm_threshold must be >= 0, got eta={eta}, norm_threshold={norm_threshold}")
+        if not check_flag(unsafe, "unsafe") and not MOMENTUM_RANGE[0] <= float(momentum) <= MOMENTUM_RANGE[1]:
+            raise UnstableGuidanceError(
+                f"APG momentum={momentum} is outside [{MOMENTUM_RANGE[0]}, {MOMENTUM_RANGE[1]}], where sampling was "
+                "measured to stay bounded (benchmarks/results/apg_momentum; |β| >= 1 lets the running Δ grow without "
+                "bound); the paper uses -0.5. Pass unsafe=True to sample with it anyway")
         self.eta, self.norm_threshold, self.momentum = float(eta), float(norm_threshold), float(momentum)
         self._running: torch.Tensor | None = None
 
