@@ -24,17 +24,25 @@ class GuidekitGuider(BaseGuidance):
     """``GuidekitGuider(guidance="classifier-free", scaler="constant", gamma=w)`` is diffusers'
     ``ClassifierFreeGuidance(guidance_scale=w)``; any registered scaler (and its parameters in ``params``)
     sets w per step. ``num_train_timesteps``: T of the process, for scalers that read t/T.
-    ``start``/``stop``/``enabled`` as in every diffusers guider (fractions of the steps with guidance)."""
+    ``start``/``stop``/``enabled`` as in every diffusers guider (fractions of the steps with guidance); a scaler
+    parameter of the same name (the interval scaler's ``start``) goes in ``scaler_params``, or pass the scaler
+    built: ``scaler=gk.create("scaler", "interval", start=200, end=600)``. The other parameters of the
+    guidance and its scaler (``gamma``, ``phi``, ...) are kept in the config as ``guidance_params``."""
 
     _input_predictions = ["pred_cond", "pred_uncond"]
     ignore_for_config = ["params"]
 
     @register_to_config
     def __init__(self, guidance: str = "classifier-free", scaler: Any = "constant", num_train_timesteps: int = 1000,
-                 start: float = 0.0, stop: float = 1.0, enabled: bool = True, **params: Any) -> None:
+                 start: float = 0.0, stop: float = 1.0, enabled: bool = True,
+                 scaler_params: dict[str, Any] | None = None, guidance_params: dict[str, Any] | None = None,
+                 **params: Any) -> None:
         super().__init__(start, stop, enabled)
-        self.register_to_config(**params)
-        self.strategy = gk.create("guidance", guidance, scaler=scaler, **params)
+        params = {**(guidance_params or {}), **params}
+        # the config (new(), save_pretrained) keeps them together; from_config would drop a key it thinks defaulted
+        defaulted = [k for k in self.config.get("_use_default_values", []) if k != "guidance_params"]
+        self.register_to_config(guidance_params=params, _use_default_values=defaulted)
+        self.strategy = gk.create("guidance", guidance, scaler=scaler, **params, **(scaler_params or {}))
         if not getattr(self.strategy, "output_space", False):
             raise InvalidParameterError(
                 f"guidance {guidance!r} combines x̂0 (it needs x_t and the process), which a diffusers guider does not "
