@@ -1,0 +1,78 @@
+"""Without guidekit-diffusers, asking for what only it provides says `pip install guidekit-diffusers`."""
+
+from __future__ import annotations
+
+import json
+import os
+import site
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import guidekit as gk
+from guidekit.plugins import PluginManager
+from guidekit.registry import Registry, install_hint
+
+
+def test_registry_without_the_plugin_names_it():
+    bare = Registry(PluginManager(entry_points=False))  # the built-ins alone
+    for name in ("dpmpp-2m", "euler", "unipc"):
+        with pytest.raises(gk.UnknownComponentError, match="pip install guidekit-diffusers"):
+            bare.create("sampler", name)
+    assert install_hint("sampler", "ddim") == ""
+
+
+def test_a_diffusers_folder_is_recognised_without_importing_the_plugin(tmp_path):
+    (tmp_path / "pipe").mkdir()
+    (tmp_path / "pipe" / "model_index.json").write_text("{}")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text(json.dumps({"_diffusers_version": "0.42.1"}))
+    (tmp_path / "other").mkdir()
+    for name in ("pipe", "model"):
+        assert "pip install guidekit-diffusers" in install_hint("network", str(tmp_path / name))
+    assert install_hint("network", str(tmp_path / "other")) == ""
+
+
+def test_in_an_environment_without_the_distribution(tmp_path):
+    """A real environment without guidekit-diffusers: site-packages mirrored minus that distribution."""
+    mirror = tmp_path / "site"
+    mirror.mkdir()
+    for sp in site.getsitepackages():
+        for entry in Path(sp).iterdir():
+            low = entry.name.lower()
+            if "guidekit_diffusers" in low or "guidekit-diffusers" in low or low.endswith(".pth") \
+                    or (mirror / entry.name).exists():
+                continue
+            (mirror / entry.name).symlink_to(entry)
+    folder = tmp_path / "pipe"
+    folder.mkdir()
+    (folder / "model_index.json").write_text(json.dumps({"unet": ["diffusers", "UNet2DModel"]}))
+    code = f"""
+        import json, warnings
+        warnings.simplefilter("ignore")
+        import guidekit as gk
+        from guidekit.toy import GaussianMixtureToy
+        errors = {{}}
+        toy = GaussianMixtureToy(num_classes=3, shape=(1, 4, 4))
+        diffusion = gk.GaussianDiffusion.create(learn_sigma=False, respacing="ddim4")
+        try:
+            gk.sample(toy.denoiser(), diffusion, (2, 1, 4, 4), sampler="dpmpp-2m", progress=False)
+        except gk.UnknownComponentError as e:
+            errors["sampler"] = str(e)
+        try:
+            gk.create("network", {str(folder)!r})
+        except gk.UnknownComponentError as e:
+            errors["folder"] = str(e)
+        print(json.dumps({{"samplers": gk.available("sampler"), **errors}}))
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "GUIDEKIT_STRICT_PLUGINS")}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(gk.__file__).resolve().parents[1]), str(mirror)])
+    proc = subprocess.run([sys.executable, "-S", "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["samplers"] == ["ddim", "ddpm"]
+    assert "pip install guidekit-diffusers" in out["sampler"]
+    assert "diffusers model folder" in out["folder"] and "pip install guidekit-diffusers" in out["folder"]
