@@ -17,6 +17,8 @@ import pytest
 import torch
 
 import guidekit as gk
+import guidekit.plugins
+import guidekit.registry
 from guidekit.cli import main
 from guidekit.data import load_dataset
 from guidekit.io import load_batch, save_grid, to_uint8, write_reference_batch, write_sample_batch
@@ -480,6 +482,35 @@ API_CASES: list[tuple[str, Callable[[Path], Any], type[BaseException], str]] = [
      lambda tmp: gk.compare("mnist16-unet", ["mnist16-classifier-ce"], ["constant:0"], out=tmp / "o",
                             accuracy_levels=[1.5], num_samples=1),
      gk.InvalidParameterError, "accuracies in (0, 1]"),
+    # issue 17: diffusers schedules, explicit respacing, the new guidances' parameters
+    ("beta_start without beta_end", lambda tmp: gk.GaussianDiffusion.create(beta_start=0.0001),
+     gk.InvalidParameterError, "give both beta_start and beta_end"),
+    ("scaled_linear without its betas", lambda tmp: gk.GaussianDiffusion.create(schedule="scaled_linear"),
+     gk.InvalidParameterError, "needs beta_start and beta_end"),
+    ("beta_end >= 1", lambda tmp: gk.GaussianDiffusion.create(beta_start=0.1, beta_end=1.0),
+     gk.InvalidParameterError, "0 < beta_start <= beta_end < 1"),
+    ("cosine with betas", lambda tmp: gk.GaussianDiffusion.create(schedule="cosine", beta_start=0.1, beta_end=0.2),
+     gk.InvalidParameterError, "has no beta_start/beta_end"),
+    ("respacing timesteps beyond T", lambda tmp: DIFF.respace("timesteps:999,1000"), gk.InvalidParameterError,
+     "lists timesteps [1000] outside 0..999"),
+    ("respacing timesteps twice", lambda tmp: DIFF.respace("timesteps:5,5"), gk.InvalidParameterError,
+     "more than once"),
+    ("respacing timesteps not integers", lambda tmp: DIFF.respace("timesteps:1.5"), gk.InvalidParameterError,
+     "comma-separated integer timesteps"),
+    ("respace(None)", lambda tmp: DIFF.respace(None), gk.InvalidParameterError, "respacing must be a string"),
+    ("cfg-rescale space='eps'", lambda tmp: gk.create("guidance", "cfg-rescale", space="eps"), gk.InvalidParameterError,
+     "space must be 'x0'"),
+    ("cfg-zero-star zero_init_steps=-1", lambda tmp: gk.create("guidance", "cfg-zero-star", zero_init_steps=-1),
+     gk.InvalidParameterError, "zero_init_steps must be a non-negative integer"),
+    ("apg momentum=-0.99 (measured to saturate)", lambda tmp: gk.create("guidance", "apg", momentum=-0.99),
+     gk.UnstableGuidanceError, "outside [-0.9, 0.5]"),
+    ("apg momentum=1.5 (diverges)", lambda tmp: gk.create("guidance", "apg", momentum=1.5), gk.UnstableGuidanceError,
+     "Pass unsafe=True"),
+    ("apg unsafe='yes'", lambda tmp: gk.create("guidance", "apg", momentum=1.5, unsafe="yes"), gk.InvalidParameterError,
+     "unsafe must be True or False"),
+    ("sampler dpmpp-2m without guidekit-diffusers", lambda tmp: gk.registry.Registry(
+        gk.plugins.PluginManager(entry_points=False)).create("sampler", "dpmpp-2m"), gk.UnknownComponentError,
+     "pip install guidekit-diffusers"),
 ]
 
 
