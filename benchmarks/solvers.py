@@ -42,7 +42,6 @@ LEVELS = (0.7, 0.8, 0.9)  # fixed before the runs
 
 def respacing(solver: str, steps: int) -> str:
     from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler
-
     from guidekit_diffusers import respacing_of
 
     scheduler = EulerDiscreteScheduler(use_karras_sigmas=True) if solver == "euler" else DPMSolverMultistepScheduler()
@@ -52,7 +51,6 @@ def respacing(solver: str, steps: int) -> str:
 def register_model() -> Any:
     from adm_to_diffusers import convert
     from diffusers import DDPMScheduler
-
     from guidekit_diffusers import from_diffusers
 
     unet = convert(gk.create("network", "mnist16-unet"))

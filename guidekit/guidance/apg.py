@@ -19,7 +19,6 @@ from .base import GuidedOutput, StepContext
 from .classifier_free import ClassifierFreeGuidance
 from .state import Scaler
 
-
 #: momentum values with bounded sampling: in benchmarks/results/apg_momentum (mnist16-unet-cond, ddim25, no norm
 #: cap, w = 4 and 8) every β in this range kept max |x_0| < 4 (data in [-1, 1]); β ≤ -0.95 or β ≥ 0.6 left it
 #: (up to 41, and 1e5 at |β| = 1.5) and collapsed accuracy or saturated the images. Outside needs unsafe=True.

@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMPipeline
+from guidekit_diffusers import from_diffusers
 
 import guidekit as gk
 from guidekit.errors import InvalidParameterError
 from guidekit.registry import default_registry
-from guidekit_diffusers import from_diffusers
 
 
 def resolve(spec, path=None):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 from diffusers import DDIMScheduler
-
-import guidekit as gk
 from guidekit_diffusers import from_diffusers
 from guidekit_diffusers.testing import K
+
+import guidekit as gk
 
 SOLVERS = ("dpmpp-2m", "euler", "unipc")
 SHAPE = (3, 1, 8, 8)

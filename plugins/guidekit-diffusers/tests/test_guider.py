@@ -8,11 +8,11 @@ import math
 import pytest
 import torch
 from diffusers.guiders import BaseGuidance, ClassifierFreeGuidance, ClassifierFreeZeroStarGuidance
+from guidekit_diffusers import GuidekitGuider
+from guidekit_diffusers.testing import K
 
 import guidekit as gk
 from guidekit.errors import InvalidParameterError, MissingGuidanceFieldError
-from guidekit_diffusers import GuidekitGuider
-from guidekit_diffusers.testing import K
 
 TIMESTEPS = torch.tensor([999, 749, 499, 249])
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, EulerDiscreteScheduler, FlowMatchEulerDiscreteScheduler
+from guidekit_diffusers import diffusion_settings, from_diffusers
+from guidekit_diffusers.testing import K, tiny_unet
 
 import guidekit as gk
 from guidekit.errors import InvalidParameterError
-from guidekit_diffusers import diffusion_settings, from_diffusers
-from guidekit_diffusers.testing import K, tiny_unet
 
 
 @pytest.mark.parametrize("kwargs, schedule", [

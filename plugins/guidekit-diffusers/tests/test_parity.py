@@ -130,3 +130,11 @@ def test_solvers_step_only_through_a_run_in_order(unet):
     run.step(diffusion, x, x, 3, clip_denoised=False)
     with pytest.raises(InvalidParameterError, match="in order"):
         run.step(diffusion, x, x, 1, clip_denoised=False)
+
+
+def test_euler_on_the_same_timesteps_is_ddim(unet):
+    """Euler on the probability-flow ODE in σ is DDIM (η = 0) written in x/√ᾱ: the same samples up to rounding."""
+    model, diffusion = from_diffusers(unet, DDIMScheduler(prediction_type="v_prediction"), respacing="ddim10")
+    euler, _ = guidekit_run(model, diffusion, gk.create("sampler", "euler"))
+    ddim, _ = guidekit_run(model, diffusion, gk.create("sampler", "ddim"))
+    torch.testing.assert_close(euler, ddim, rtol=1e-5, atol=1e-5)
