@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import site
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -15,6 +10,7 @@ import pytest
 import guidekit as gk
 from guidekit.plugins import PluginManager
 from guidekit.registry import Registry, install_hint
+from guidekit.testing import run_python, site_without
 
 
 def test_registry_without_the_plugin_names_it():
@@ -38,15 +34,7 @@ def test_a_diffusers_folder_is_recognised_without_importing_the_plugin(tmp_path)
 
 def test_in_an_environment_without_the_distribution(tmp_path):
     """A real environment without guidekit-diffusers: site-packages mirrored minus that distribution."""
-    mirror = tmp_path / "site"
-    mirror.mkdir()
-    for sp in site.getsitepackages():
-        for entry in Path(sp).iterdir():
-            low = entry.name.lower()
-            if "guidekit_diffusers" in low or "guidekit-diffusers" in low or low.endswith(".pth") \
-                    or (mirror / entry.name).exists():
-                continue
-            (mirror / entry.name).symlink_to(entry)
+    mirror = site_without("guidekit-diffusers", tmp_path / "site")
     folder = tmp_path / "pipe"
     folder.mkdir()
     (folder / "model_index.json").write_text(json.dumps({"unet": ["diffusers", "UNet2DModel"]}))
@@ -68,11 +56,7 @@ def test_in_an_environment_without_the_distribution(tmp_path):
             errors["folder"] = str(e)
         print(json.dumps({{"samplers": gk.available("sampler"), **errors}}))
     """
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "GUIDEKIT_STRICT_PLUGINS")}
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(gk.__file__).resolve().parents[1]), str(mirror)])
-    proc = subprocess.run([sys.executable, "-S", "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_python(code, Path(gk.__file__).resolve().parents[1], mirror, python_args=("-S",))
     assert out["samplers"] == ["ddim", "ddpm"]
     assert "pip install guidekit-diffusers" in out["sampler"]
     assert "diffusers model folder" in out["folder"] and "pip install guidekit-diffusers" in out["folder"]
