@@ -38,6 +38,7 @@ NAME = "mnist16-unet-diffusers"
 SOLVERS = ("ddim", "dpmpp-2m", "unipc", "euler")
 SCALERS = ("constant:0,2,4", "entropy:1,2")
 LEVELS = (0.7, 0.8, 0.9)  # fixed before the runs
+LABELS = {"euler": "euler (Karras)"}
 
 
 def respacing(solver: str, steps: int) -> str:
@@ -110,7 +111,7 @@ def summarise_runs(out: Path, steps: list[int]) -> tuple[str, dict[str, Any]]:
                         by_gamma.setdefault(g, []).append((a, f))
                 cells = "; ".join(f"γ={g:g}: {np.mean([a for a, _ in v]):.3f} / {np.mean([f for _, f in v]):.2f}"
                                   for g, v in sorted(by_gamma.items()))
-                rows.append(f"| {solver} | {n} | {scaler} | " + " | ".join(m.text(len(seeds)) for m in matched)
+                rows.append(f"| {LABELS.get(solver, solver)} | {n} | {scaler} | " + " | ".join(m.text(len(seeds)) for m in matched)
                             + f" | {cells} |")
                 data[f"{solver}/{n}/{scaler}"] = {"matched": [[m.mean, m.std, m.n] for m in matched],
                                                   "cells": {str(g): v for g, v in by_gamma.items()}}
@@ -120,20 +121,31 @@ def summarise_runs(out: Path, steps: list[int]) -> tuple[str, dict[str, Any]]:
     return head + "\n" + "\n".join(rows), {"levels": LEVELS, "rows": data, "points": points}
 
 
-def plot(points: list[tuple[str, int, str, list[Any]]], path: Path) -> None:
+def plot(points: list[tuple[str, int, str, list[Any]]], rows: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(LEVELS), figsize=(4.2 * len(LEVELS), 3.6), sharey=False)
-    for ax, (i, level) in zip(axes, enumerate(LEVELS)):
+    fig, axes = plt.subplots(1, len(LEVELS) + 1, figsize=(4.2 * (len(LEVELS) + 1), 3.6), sharey=False)
+    for solver in SOLVERS:
+        pts = [(int(key.split("/")[1]), [f for _, f in v["cells"]["0.0"]]) for key, v in rows.items()
+               if key.startswith(f"{solver}/") and key.endswith("/constant")]
+        if pts:
+            axes[0].errorbar([n for n, _ in pts], [np.mean(f) for _, f in pts], yerr=[np.std(f, ddof=1) for _, f in pts],
+                             fmt="-o", capsize=2, label=LABELS.get(solver, solver))
+    axes[0].set_title("FD without guidance (γ = 0)")
+    axes[0].set_xlabel("network evaluations (steps)")
+    axes[0].set_ylabel("FD (mnist16-oracle features)")
+    axes[0].legend(fontsize=7)
+    for ax, (i, level) in zip(axes[1:], enumerate(LEVELS)):
         for solver in SOLVERS:
             for scaler, style in (("constant", "-o"), ("entropy", "--s")):
                 pts = [(n, m[i]) for s, n, sc, m in points if s == solver and sc == scaler and m[i].n]
                 if pts:
                     ax.errorbar([n for n, _ in pts], [m.mean for _, m in pts], yerr=[m.std for _, m in pts],
-                                fmt=style, capsize=2, label=f"{solver} {'EDS' if scaler == 'entropy' else 'constant'}")
+                                fmt=style, capsize=2,
+                                label=f"{LABELS.get(solver, solver)} {'EDS' if scaler == 'entropy' else 'constant'}")
         ax.set_title(f"FD at oracle accuracy {level:g}")
         ax.set_xlabel("network evaluations (steps)")
         ax.set_ylabel("FD (mnist16-oracle features)")
@@ -157,7 +169,7 @@ def main() -> None:
     table, data = summarise_runs(args.out, args.steps)
     (args.out / "table.md").write_text(table + "\n")
     (args.out / "summary.json").write_text(json.dumps({k: v for k, v in data.items() if k != "points"}, indent=1) + "\n")
-    plot(data["points"], args.out / "fd_vs_nfe.png")
+    plot(data["points"], data["rows"], args.out / "fd_vs_nfe.png")
     print(table)
 
 
