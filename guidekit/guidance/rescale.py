@@ -3,12 +3,11 @@
 x_cfg = x_u + w·(x_c − x_u);  x_rescaled = x_cfg · std(x_c) / std(x_cfg);  x = φ·x_rescaled + (1 − φ)·x_cfg,
 std over each sample, so strong guidance does not over-expose the image.
 
-Which x: Lin et al. write these equations (§3.4, Eqs. 15-18 and their Algorithm 2) on the model's
-prediction of the image (they fine-tune Stable Diffusion to predict v and convert), and motivate them
-by the over-exposed *image*: ``space="x0"`` (the default) rescales the predicted x̂0. diffusers'
-``rescale_noise_cfg`` applies the same formula to the raw model output (ε for an ε-model):
-``space="output"`` does that here, for parity with diffusers pipelines. The two differ (std(x̂0) and
-std(ε) are related by x_t, not by a constant).
+Which x: Lin et al. state the rescale (§3.4) for x, the model's prediction of the image (their model
+predicts v, from which the image is computed), and motivate it by the over-exposed *image*:
+``space="x0"`` (the default) rescales the predicted x̂0. diffusers' ``rescale_noise_cfg`` applies the same
+formula to the raw model output (ε for an ε-model): ``space="output"`` does that here, for parity with
+diffusers pipelines. The two differ (std(x̂0) and std(ε) are related through x_t, not by a constant).
 """
 
 from __future__ import annotations
