@@ -21,6 +21,7 @@ from .errors import (
     PluginLoadWarning,
     UnknownComponentError,
     UnknownNetworkError,
+    UnstableGuidanceError,
 )
 from .guidance import (
     ClassifierFreeGuidance,
@@ -64,9 +65,10 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "CheckpointError", "ClassifierFreeGuidance", "ClassifierGuidance", "CompareResult", "Component", "DiffusionConfig",
     "DuplicateComponentError", "GaussianDiffusion", "GuidanceResult", "GuidanceTrace", "GuidanceState", "GuidedOutput",
-    "GuidekitError", "InvalidParameterError", "LabelError", "MeanVariance", "MissingGuidanceFieldError", "NonFiniteError", "OutputLockedError",
-    "PluginLoadError", "PluginLoadWarning", "Scaler", "StepContext", "StepInfo", "UnknownComponentError", "UnknownNetworkError",
-    "X0ClassifierGuidance", "available", "compare", "create", "describe", "load_network", "register_extractor", "register_guidance",
+    "GuidekitError", "InvalidParameterError", "LabelError", "MeanVariance", "MissingGuidanceFieldError", "NonFiniteError",
+    "OutputLockedError", "PluginLoadError", "PluginLoadWarning", "Scaler", "StepContext", "StepInfo", "UnknownComponentError",
+    "UnknownNetworkError", "UnstableGuidanceError", "X0ClassifierGuidance", "available", "compare", "create", "describe",
+    "load_network", "register_extractor", "register_guidance",
     "register_loss", "register_network", "register_sampler", "register_scaler", "registered", "sample",
     "sample_generator", "space_timesteps", "TrainConfig", "TrainResult", "train_classifier", "train_diffusion",
 ]

@@ -21,7 +21,11 @@ from .schedules import SCHEDULES, beta_schedule
 
 @attrs.frozen
 class DiffusionConfig:
-    """How the process is built; ``respacing`` "" keeps all ``steps``."""
+    """How the process is built; ``respacing`` "" keeps all ``steps``.
+
+    ``beta_start``/``beta_end`` (``None``: ADM's linear schedule) are the endpoints of a ``linear`` or
+    ``scaled_linear`` schedule as diffusers defines them (see :func:`guidekit.schedules.beta_schedule`).
+    """
 
     steps: int = attrs.field(default=1000, validator=[attrs.validators.instance_of(int), attrs.validators.ge(1)])
     schedule: str = attrs.field(default="linear", validator=attrs.validators.in_(SCHEDULES))
@@ -29,6 +33,13 @@ class DiffusionConfig:
     respacing: str = ""
     predict_xstart: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     sigma_small: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    beta_start: float | None = attrs.field(default=None, converter=attrs.converters.optional(float))
+    beta_end: float | None = attrs.field(default=None, converter=attrs.converters.optional(float))
+
+    def settings(self) -> dict[str, Any]:
+        """The settings as a dict, without the beta endpoints when they are unset (records written before
+        they existed compare equal)."""
+        return attrs.asdict(self, filter=lambda a, v: not (a.name in ("beta_start", "beta_end") and v is None))
 
 
 @attrs.frozen(eq=False)
@@ -55,7 +66,7 @@ class GaussianDiffusion:
             raise InvalidParameterError(f"GaussianDiffusion takes a DiffusionConfig, got {type(config).__name__}; "
                                         "build one with GaussianDiffusion.create(steps=..., schedule=..., ...)")
         self.config = config
-        base_betas = beta_schedule(config.schedule, config.steps)
+        base_betas = beta_schedule(config.schedule, config.steps, config.beta_start, config.beta_end)
         base_cumprod = np.cumprod(1.0 - base_betas)
         kept = space_timesteps(config.steps, config.respacing)
         if not kept:
@@ -131,6 +142,15 @@ class GaussianDiffusion:
             )
         return cls.create(**{**settings, "respacing": respacing})
 
+    def respace(self, respacing: str) -> GaussianDiffusion:
+        """The same process respaced by ``respacing`` ("ddim25", "250", "timesteps:999,899,...", "" = all steps)."""
+        if isinstance(respacing, int) and not isinstance(respacing, bool):
+            respacing = str(respacing)
+        if not isinstance(respacing, str):
+            raise InvalidParameterError(f"respacing must be a string such as 'ddim25', '250' or '' (all steps), "
+                                        f"got {respacing!r}")
+        return type(self)(attrs.evolve(self.config, respacing=respacing))
+
     def _set_schedule(self, betas: np.ndarray) -> None:
         alphas = 1.0 - betas
         ac = np.cumprod(alphas)
@@ -163,7 +183,8 @@ class GaussianDiffusion:
 
     def __repr__(self) -> str:
         c = self.config
-        return (f"GaussianDiffusion(steps={c.steps}, schedule={c.schedule!r}, respacing={c.respacing!r}, "
+        betas = "" if c.beta_start is None else f", beta_start={c.beta_start:g}, beta_end={c.beta_end:g}"
+        return (f"GaussianDiffusion(steps={c.steps}, schedule={c.schedule!r}{betas}, respacing={c.respacing!r}, "
                 f"learn_sigma={c.learn_sigma}, num_steps={self.num_steps})")
 
     def index_tensor(self, t_index: int | torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:

@@ -66,3 +66,7 @@ class WriteError(GuidekitError, OSError):
 
     def __str__(self) -> str:  # OSError would print "[Errno N] None: filename"
         return str(self.args[0]) if self.args else ""
+
+
+class UnstableGuidanceError(InvalidParameterError):
+    """Guidance parameters outside the range where sampling stays bounded (pass ``unsafe=True`` to run anyway)."""

@@ -34,7 +34,7 @@ from .errors import InvalidParameterError, NonFiniteError
 from .guidance import ClassifierGuidance, GuidanceResult, GuidanceState, check_labels
 from .guidance.base import check_scale, negative_scale_error
 from .progress import progress as progress_bar
-from .steps import StepInfo
+from .steps import StepInfo, start_sampler
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": None}
 
@@ -161,7 +161,9 @@ class _OnDevice(GaussianDiffusion):
 
 
 def _needs_noise(sampler: Any) -> bool:
-    """False for samplers whose noise term is exactly zero (DDIM with eta = 0)."""
+    """False for samplers whose noise term is exactly zero (DDIM with eta = 0, a sampler with ``needs_noise = False``)."""
+    if getattr(sampler, "needs_noise", True) is False:
+        return False
     return getattr(sampler, "name", None) != "ddim" or getattr(sampler, "eta", 1.0) != 0.0
 
 
@@ -258,6 +260,7 @@ def sample_loop(
     scaler = None if guidance is None else guidance.scaler
     if guidance is not None and not getattr(scaler, "allows_negative", False):
         flags["negative scale"] = torch.full((batch,), -1, dtype=torch.int64, device=device)
+    stepper = start_sampler(sampler, diff)
     steps = progress_bar(range(n - 1, -1, -1), total=n, desc=f"sampling {batch} (fast)", disable=not progress)
     for step, i in enumerate(steps):
         t = t_orig[i]
@@ -281,7 +284,7 @@ def sample_loop(
                 flags["classifier gradient"] = _mark_bad(flags["classifier gradient"], grad, step)
         z = noise.frame(step + 1, frames) if zeros is None else zeros
         with torch.no_grad():
-            stepped = sampler.step(diff, out, x, t_index[i], guidance_grad=grad, noise=z, clip_denoised=clip_denoised)
+            stepped = stepper.step(diff, out, x, t_index[i], guidance_grad=grad, noise=z, clip_denoised=clip_denoised)
         if check_finite:
             flags["sample"] = _mark_bad(flags["sample"], stepped.sample, step)
         if flags and config.check_every and (step + 1) % config.check_every == 0:

@@ -22,7 +22,11 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 @hookspec
 def guidekit_samplers() -> Iterable[Component]:
-    """Return samplers: factories of objects with ``step(diffusion, model_output, x_t, t_index, ...)``."""
+    """Return samplers: factories of objects with ``step(diffusion, model_output, x_t, t_index, ...)``.
+
+    A sampler with state across the steps of a batch (a multistep solver) also has ``start(diffusion)``,
+    returning a fresh object with that ``step``; the sampling loop calls it once per batch.
+    """
 
 
 @hookspec

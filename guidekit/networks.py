@@ -257,8 +257,11 @@ def _resolvers() -> list[str]:
 
 
 def _unknown_message(spec: str) -> str:
-    from .registry import available, default_registry
+    from .registry import available, default_registry, install_hint
 
+    hint = install_hint("network", spec)
+    if hint:  # e.g. a diffusers folder while guidekit-diffusers is not installed
+        return f"no installed plugin resolves {spec!r}: {hint}"
     names = available("network")
     where = Path(spec)
     if where.is_dir():

@@ -64,11 +64,17 @@ class PluginManager:
     def __init__(self, *, strict: bool | None = None, entry_points: bool = True) -> None:
         self.strict = _strict_from_env() if strict is None else strict
         self.use_entry_points = entry_points
-        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
-        self.pm.add_hookspecs(hookspecs)
+        self._pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self._pm.add_hookspecs(hookspecs)
         self.distribution_of: dict[str, str] = {}
         self.failures: list[PluginFailure] = []
         self._loaded = False
+
+    @property
+    def pm(self) -> pluggy.PluginManager:
+        """The pluggy manager, with the plugins loaded: ``manager.pm.hook.guidekit_resolve_network(...)`` asks them all."""
+        self.load()
+        return self._pm
 
     # -- loading ---------------------------------------------------------------------------
     def load(self) -> None:

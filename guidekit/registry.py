@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import difflib
 import inspect
+import json
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
@@ -24,7 +26,37 @@ KNOWN_DISTRIBUTIONS = {
     ("loss", "ect"): "guidekit-eds",
     ("network", "adm-unet"): "guidekit-adm",
     ("network", "adm-classifier"): "guidekit-adm",
+    ("sampler", "dpmpp-2m"): "guidekit-diffusers",
+    ("sampler", "euler"): "guidekit-diffusers",
+    ("sampler", "unipc"): "guidekit-diffusers",
 }
+
+
+def is_diffusers_folder(spec: str) -> bool:
+    """Whether ``spec`` is a local folder in diffusers' ``save_pretrained`` layout (a pipeline with
+    ``model_index.json``, or a model whose ``config.json`` has ``_diffusers_version``)."""
+    folder = Path(spec)
+    try:
+        if not folder.is_dir():
+            return False
+        if (folder / "model_index.json").is_file():
+            return True
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and "_diffusers_version" in config
+
+
+def install_hint(kind: str, name: str) -> str:
+    """The distribution to install for a ``kind`` named ``name`` that no loaded plugin provides ("" if unknown):
+    the well-known components, and (for networks) local diffusers model folders."""
+    dist = KNOWN_DISTRIBUTIONS.get((kind, name))
+    what = f"{name!r} is provided by the {dist} distribution"
+    if dist is None and kind == "network" and isinstance(name, str) and is_diffusers_folder(name):
+        dist, what = "guidekit-diffusers", f"{name!r} is a diffusers model folder, loaded by the guidekit-diffusers distribution"
+    if dist is None:
+        return ""
+    return f"{what}: pip install {dist} (in a guidekit checkout: pip install -e plugins/{dist})"
 
 __all__ = ["Component", "Registry", "available", "create", "describe", "registered"]
 
@@ -111,10 +143,9 @@ class Registry:
         close = difflib.get_close_matches(name, names, n=1)
         if close:
             msg += f" Did you mean {close[0]!r}?"
-        dist = KNOWN_DISTRIBUTIONS.get((kind, name))
-        if dist:
-            msg += (f" {name!r} is provided by the {dist} distribution: pip install {dist} "
-                    f"(in a guidekit checkout: pip install -e plugins/{dist})")
+        hint = install_hint(kind, name)
+        if hint:
+            msg += " " + hint
         if self.manager.failures:
             msg += " Plugins that failed to load: " + "; ".join(f.describe() for f in self.manager.failures)
         return msg

@@ -11,12 +11,15 @@ def space_timesteps(num_timesteps: int, spec: str | list[int]) -> set[int]:
     ``"ddimN"``: the smallest integer stride giving exactly N steps from 0 (the last step is not T-1).
     ``"N"`` or ``"a,b,c"``: T is split into equal sections and each section is strided evenly,
     with the float stride accumulated and rounded half-to-even as the reference does.
+    ``"timesteps:a,b,c"``: exactly those original timesteps (e.g. the ones a diffusers scheduler visits).
     ``""`` keeps every step.
     """
     if isinstance(spec, str):
         spec = spec.strip()
         if spec == "":
             return set(range(num_timesteps))
+        if spec.startswith("timesteps:"):
+            return _explicit(num_timesteps, spec)
         if spec.startswith("ddim"):
             try:
                 desired = int(spec[len("ddim"):])
@@ -54,3 +57,20 @@ def space_timesteps(num_timesteps: int, spec: str | list[int]) -> set[int]:
             cur_idx += frac_stride
         start_idx += size
     return set(all_steps)
+
+
+def _explicit(num_timesteps: int, spec: str) -> set[int]:
+    """The timesteps listed in ``"timesteps:a,b,c"``, each in [0, T), none twice."""
+    try:
+        listed = [int(x) for x in spec[len("timesteps:"):].split(",")]
+    except ValueError:
+        raise InvalidParameterError(f"bad respacing {spec!r}: write 'timesteps:' and comma-separated integer "
+                                    "timesteps, e.g. 'timesteps:999,899,799'") from None
+    bad = [t for t in listed if not 0 <= t < num_timesteps]
+    if bad:
+        raise InvalidParameterError(f"respacing {spec!r} lists timesteps {bad[:8]} outside 0..{num_timesteps - 1}")
+    if len(set(listed)) != len(listed):
+        twice = sorted({t for t in listed if listed.count(t) > 1})
+        raise InvalidParameterError(f"respacing {spec!r} lists timesteps {twice[:8]} more than once; each step "
+                                    "of the process is visited once")
+    return set(listed)

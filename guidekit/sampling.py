@@ -20,7 +20,7 @@ from .errors import InvalidParameterError, LabelError, NonFiniteError
 from .guidance import Guidance, GuidedOutput, StepContext, as_guidance, call_model, check_labels
 from .guidance.base import check_classifier_fits
 from .progress import progress as progress_bar
-from .steps import StepInfo
+from .steps import StepInfo, start_sampler
 
 __all__ = ["StepInfo", "sample", "sample_generator"]
 
@@ -171,6 +171,7 @@ def sample(
                         callback=callback, progress=progress, device=device, check_finite=check_finite)
         return (x, y) if return_labels else x
     x = _randn(gens, tuple(shape[1:])).to(device)
+    stepper = start_sampler(sampler, diffusion)
     n = diffusion.num_steps
     T = diffusion.config.steps
     steps = progress_bar(range(n - 1, -1, -1), total=n, desc=f"sampling {batch}", disable=not progress)
@@ -196,7 +197,7 @@ def sample(
         if grad is not None and result is not None and not bool(result.scale.any()):
             grad = None
         with torch.no_grad():
-            stepped = sampler.step(diffusion, out.float(), x, t_idx, guidance_grad=grad,
+            stepped = stepper.step(diffusion, out.float(), x, t_idx, guidance_grad=grad,
                                    noise=noise, clip_denoised=clip_denoised)
         if check_finite:
             _check_finite(stepped.sample, "sample", step, int(t[0]), sample_offset)

@@ -17,6 +17,8 @@ import pytest
 import torch
 
 import guidekit as gk
+import guidekit.plugins
+import guidekit.registry
 from guidekit.cli import main
 from guidekit.data import load_dataset
 from guidekit.io import load_batch, save_grid, to_uint8, write_reference_batch, write_sample_batch
@@ -615,6 +617,35 @@ API_CASES: list[tuple[str, Callable[[Path], Any], type[BaseException], str]] = [
      "x must be images"),
     ("grid scale=0", lambda tmp: save_grid(np.zeros((1, 4, 4, 1), np.uint8), tmp / "g.png", scale=0),
      gk.InvalidParameterError, "scale must be a positive integer"),
+    # issue 17: diffusers schedules, explicit respacing, the new guidances' parameters
+    ("beta_start without beta_end", lambda tmp: gk.GaussianDiffusion.create(beta_start=0.0001),
+     gk.InvalidParameterError, "give both beta_start and beta_end"),
+    ("scaled_linear without its betas", lambda tmp: gk.GaussianDiffusion.create(schedule="scaled_linear"),
+     gk.InvalidParameterError, "needs beta_start and beta_end"),
+    ("beta_end >= 1", lambda tmp: gk.GaussianDiffusion.create(beta_start=0.1, beta_end=1.0),
+     gk.InvalidParameterError, "0 < beta_start <= beta_end < 1"),
+    ("cosine with betas", lambda tmp: gk.GaussianDiffusion.create(schedule="cosine", beta_start=0.1, beta_end=0.2),
+     gk.InvalidParameterError, "has no beta_start/beta_end"),
+    ("respacing timesteps beyond T", lambda tmp: DIFF.respace("timesteps:999,1000"), gk.InvalidParameterError,
+     "lists timesteps [1000] outside 0..999"),
+    ("respacing timesteps twice", lambda tmp: DIFF.respace("timesteps:5,5"), gk.InvalidParameterError,
+     "more than once"),
+    ("respacing timesteps not integers", lambda tmp: DIFF.respace("timesteps:1.5"), gk.InvalidParameterError,
+     "comma-separated integer timesteps"),
+    ("respace(None)", lambda tmp: DIFF.respace(None), gk.InvalidParameterError, "respacing must be a string"),
+    ("cfg-rescale space='eps'", lambda tmp: gk.create("guidance", "cfg-rescale", space="eps"), gk.InvalidParameterError,
+     "space must be 'x0'"),
+    ("cfg-zero-star zero_init_steps=-1", lambda tmp: gk.create("guidance", "cfg-zero-star", zero_init_steps=-1),
+     gk.InvalidParameterError, "zero_init_steps must be a non-negative integer"),
+    ("apg momentum=-0.99 (measured to saturate)", lambda tmp: gk.create("guidance", "apg", momentum=-0.99),
+     gk.UnstableGuidanceError, "outside [-0.9, 0.5]"),
+    ("apg momentum=1.5 (diverges)", lambda tmp: gk.create("guidance", "apg", momentum=1.5), gk.UnstableGuidanceError,
+     "Pass unsafe=True"),
+    ("apg unsafe='yes'", lambda tmp: gk.create("guidance", "apg", momentum=1.5, unsafe="yes"), gk.InvalidParameterError,
+     "unsafe must be True or False"),
+    ("sampler dpmpp-2m without guidekit-diffusers", lambda tmp: gk.registry.Registry(
+        gk.plugins.PluginManager(entry_points=False)).create("sampler", "dpmpp-2m"), gk.UnknownComponentError,
+     "pip install guidekit-diffusers"),
 ]
 
 
@@ -695,7 +726,7 @@ CLI_CASES: list[tuple[str, list[str], int, str]] = [
     ("merge-batches onto one of its inputs", ["merge-batches", "{s8}", "{s8}", "--overwrite"], 1,
      "is also an input"),
     ("demo --samples 0", ["demo", "--samples", "0"], 1, "--samples must be at least 10"),
-    ("demo with an unknown sampler", ["demo", "--sampler", "euler"], 1, "unknown sampler 'euler'"),
+    ("demo with an unknown sampler", ["demo", "--sampler", "heun"], 1, "unknown sampler 'heun'"),
     ("demo --out under a file", ["demo", "--out", "{exists}/d"], 1, "is a file, not a folder"),
     ("toy demo --out under a file", ["demo", "--toy", "--out", "{exists}/d"], 1, "is a file, not a folder"),
     ("--plugin of a missing module", ["--plugin", "guidekit_no_such_module", "list"], 1,
@@ -709,7 +740,7 @@ CLI_CASES: list[tuple[str, list[str], int, str]] = [
      "64x64_classifier", "--classifier-path", "c.pt", "--scaler-param", "gamma=3", "--scaler-param", "gamma=2",
      "--out", "{root}/o"], 1, "given twice"),
     ("sample with an unknown sampler", ["sample", "--model", "64x64_diffusion", "--model-path", "x.pt",
-     "--sampler", "euler", "--out", "{root}/o"], 1, "unknown sampler 'euler'"),
+     "--sampler", "heun", "--out", "{root}/o"], 1, "unknown sampler 'heun'"),
     ("sample --eta for ddpm (was ignored)", ["sample", "--model", "64x64_diffusion", "--model-path", "x.pt",
      "--sampler", "ddpm", "--eta", "0.5", "--out", "{root}/o"], 1, "unknown parameter 'eta'"),
     ("sample --gamma without a classifier", ["sample", "--model", "64x64_diffusion", "--model-path", "x.pt",

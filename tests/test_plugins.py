@@ -6,12 +6,6 @@ scenario runs in a fresh interpreter with that folder on PYTHONPATH.
 
 from __future__ import annotations
 
-import json
-import os
-import site
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -21,6 +15,7 @@ import guidekit as gk
 from guidekit.hookspecs import hookimpl
 from guidekit.plugins import PluginManager
 from guidekit.registry import Registry
+from guidekit.testing import run_python, site_without
 
 
 @pytest.fixture(scope="session")
@@ -29,14 +24,7 @@ def plugin_site(install_plugin) -> dict[str, Path]:
     return {name: install_plugin(name) for name in ("guidekit-broken", "guidekit-clash", "guidekit-ramp")}
 
 
-def run(code: str, *paths: Path, env: dict[str, str] | None = None, python_args: tuple[str, ...] = ()) -> dict:
-    """Run code in a fresh interpreter; it prints one JSON object as its last line."""
-    e = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "GUIDEKIT_STRICT_PLUGINS")}
-    e["PYTHONPATH"] = os.pathsep.join(str(p) for p in paths)
-    e.update(env or {})
-    proc = subprocess.run([sys.executable, *python_args, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=e)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+run = run_python
 
 
 def test_import_loads_no_plugin(plugin_site):
@@ -109,14 +97,7 @@ def test_two_providers_of_one_name_name_both_distributions(plugin_site):
 
 def test_without_the_eds_distribution_entropy_is_gone(tmp_path):
     """A real environment without guidekit-eds: site-packages mirrored minus that distribution."""
-    mirror = tmp_path / "site"
-    mirror.mkdir()
-    for sp in site.getsitepackages():
-        for entry in Path(sp).iterdir():
-            low = entry.name.lower()
-            if "guidekit_eds" in low or "guidekit-eds" in low or low.endswith(".pth") or (mirror / entry.name).exists():
-                continue
-            (mirror / entry.name).symlink_to(entry)
+    mirror = site_without("guidekit-eds", tmp_path / "site")
     repo = Path(gk.__file__).resolve().parents[1]
     out = run("""
         import json, guidekit as gk

@@ -34,6 +34,8 @@ class ClassifierFreeGuidance(ScaledGuidance):
 
     name = "classifier-free"
     neutral = 1.0
+    #: combines model outputs alone (no x_t, no process), so it also works as a diffusers guider
+    output_space = True
 
     def __init__(self, scaler: Scaler | str = "constant", *, null_label: int | None = None, batched: bool = True,
                  skip_unused: bool = True, **scaler_params: Any) -> None:

@@ -29,11 +29,31 @@ def per_sample(scale: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(scale, device=like.device).float().view(-1, *([1] * (like.ndim - 1)))
 
 
+def guided_xstart(diffusion: GaussianDiffusion, out: MeanVariance, x_t: torch.Tensor, t: torch.Tensor,
+                  guidance_grad: torch.Tensor | None, guidance_scale: torch.Tensor | None) -> torch.Tensor:
+    """x̂0 from ε' = ε − √(1−ᾱ_t)·g (ADM ``condition_score``; x̂0' is not re-clipped), or x̂0 without guidance.
+
+    Classifier guidance enters every ε-based solver this way, so any scaler applies unchanged.
+    """
+    if guidance_grad is None:
+        return out.pred_xstart
+    alpha_bar = diffusion.extract(diffusion.alphas_cumprod, t, x_t.shape)
+    eps = diffusion.predict_eps_from_xstart(x_t, t, out.pred_xstart)
+    shift = (1 - alpha_bar).sqrt() * guidance_grad
+    if guidance_scale is not None:
+        shift = shift * per_sample(guidance_scale, x_t)
+    return diffusion.predict_xstart_from_eps(x_t, t, eps - shift)
+
+
 class GuidedSampler:
     """Base of samplers: ``step`` runs p_mean_variance, subclasses implement ``update``.
 
     ``guidance_grad`` is s·∇ log p(y|x_t) (ADM's cond_fn output). Passing the unscaled ∇ with
     ``guidance_scale=s`` instead multiplies in ED-DPM's order, matching its float32 results.
+
+    A sampler that keeps state across the steps of a batch (a multistep solver's past outputs) also
+    defines ``start(diffusion)``, returning a fresh object whose ``step`` has this signature; the loop
+    calls it once per batch, so a batch stays the unit of resuming.
     """
 
     def step(

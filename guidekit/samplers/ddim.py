@@ -7,7 +7,7 @@ import torch
 
 from ..diffusion import GaussianDiffusion, MeanVariance
 from ..scalers.constant import non_negative
-from .base import GuidedSampler, StepOutput, nonzero_mask, per_sample
+from .base import GuidedSampler, StepOutput, guided_xstart, nonzero_mask
 
 
 @attrs.frozen
@@ -20,14 +20,8 @@ class DDIMSampler(GuidedSampler):
     def update(self, diffusion: GaussianDiffusion, out: MeanVariance, x_t: torch.Tensor, t: torch.Tensor,
                guidance_grad: torch.Tensor | None, guidance_scale: torch.Tensor | None,
                noise: torch.Tensor) -> StepOutput:
-        pred_xstart = out.pred_xstart
+        pred_xstart = guided_xstart(diffusion, out, x_t, t, guidance_grad, guidance_scale)
         alpha_bar = diffusion.extract(diffusion.alphas_cumprod, t, x_t.shape)
-        if guidance_grad is not None:
-            eps = diffusion.predict_eps_from_xstart(x_t, t, pred_xstart)
-            shift = (1 - alpha_bar).sqrt() * guidance_grad
-            if guidance_scale is not None:
-                shift = shift * per_sample(guidance_scale, x_t)
-            pred_xstart = diffusion.predict_xstart_from_eps(x_t, t, eps - shift)
         eps = diffusion.predict_eps_from_xstart(x_t, t, pred_xstart)
         alpha_bar_prev = diffusion.extract(diffusion.alphas_cumprod_prev, t, x_t.shape)
         sigma = (self.eta * torch.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar))

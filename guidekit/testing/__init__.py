@@ -6,7 +6,12 @@ sub-modules are imported.
 
 from __future__ import annotations
 
+import json
 import os
+import site
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import torch
@@ -53,3 +58,32 @@ def random_inception(seed: int = 0) -> torch.nn.Module:
                 module.running_mean.uniform_(-0.1, 0.1)
                 module.running_var.uniform_(0.5, 1.5)
     return model.eval()
+
+
+def site_without(distribution: str, folder: Path) -> Path:
+    """``folder`` filled with links to this environment's site-packages minus ``distribution`` (and minus
+    every ``.pth`` file): on ``PYTHONPATH`` of an interpreter started with ``-S`` it is an environment
+    where that distribution was never installed (its editable installs included)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = {distribution.lower(), distribution.lower().replace("-", "_")}
+    for sp in site.getsitepackages():
+        for entry in Path(sp).iterdir():
+            low = entry.name.lower()
+            if any(n in low for n in names) or low.endswith(".pth") or (folder / entry.name).exists():
+                continue
+            (folder / entry.name).symlink_to(entry)
+    return folder
+
+
+def run_python(code: str, *paths: Path, env: dict[str, str] | None = None, python_args: tuple[str, ...] = (),
+               cwd: Path | None = None) -> dict:
+    """Run ``code`` in a fresh interpreter with ``paths`` as its ``PYTHONPATH``; it prints one JSON object as its
+    last line, which is returned (a failing run raises with its stderr)."""
+    e = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "GUIDEKIT_STRICT_PLUGINS")}
+    e["PYTHONPATH"] = os.pathsep.join(str(p) for p in paths)
+    e.update(env or {})
+    proc = subprocess.run([sys.executable, *python_args, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          env=e, cwd=cwd)
+    if proc.returncode != 0:
+        raise AssertionError(f"the subprocess failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])

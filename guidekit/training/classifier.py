@@ -11,7 +11,6 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import attrs
 import torch
 from torch import nn
 
@@ -82,5 +81,5 @@ def train_classifier(
     return fit(classifier, config, draw, step_loss, kind="classifier", checkpoint=checkpoint, resume=resume,
                overwrite=overwrite, callback=callback, progress=progress, stop_after=stop_after,
                settings={**(settings or {}), "data": fingerprint(images, labels),
-                         **({"diffusion": attrs.asdict(diffusion.config)} if config.noised else {}),
+                         **({"diffusion": diffusion.config.settings()} if config.noised else {}),
                          "code": components_identity([("loss", config.loss)], {"network": classifier})})

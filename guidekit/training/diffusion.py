@@ -13,7 +13,6 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import attrs
 import torch
 from torch import nn
 
@@ -136,5 +135,5 @@ def train_diffusion(
 
     return fit(model, config, draw, step_loss, kind="diffusion", checkpoint=checkpoint, resume=resume,
                overwrite=overwrite, callback=callback, progress=progress, stop_after=stop_after,
-               settings={**(settings or {}), "data": fingerprint(images, labels), "diffusion": attrs.asdict(diffusion.config),
+               settings={**(settings or {}), "data": fingerprint(images, labels), "diffusion": diffusion.config.settings(),
                          "code": components_identity(objects={"network": model})})
