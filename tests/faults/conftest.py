@@ -74,6 +74,31 @@ def disk_full(monkeypatch) -> Callable[[int], list[int]]:
     return arm
 
 
+@pytest.fixture
+def disk_full_at(monkeypatch) -> Callable[[str], None]:
+    """``disk_full_at("card.json")``: every ``write`` of an atomic output of that file name fails with ENOSPC (the
+    temporary file's name, ``.NAME.XXXX.tmp``, tells which output is being written); ``disk_full_at(None)``: space
+    again."""
+
+    real = atomic._Recording.write
+
+    def arm(name: str | None) -> None:
+        if name is None:
+            monkeypatch.setattr(atomic._Recording, "write", real)
+            return
+
+        def write(self, data):
+            tmp = os.path.basename(os.readlink(f"/proc/self/fd/{self._fh.fileno()}"))
+            if tmp.startswith(f".{name}.") and tmp.count(".") == name.count(".") + 3:
+                self.error = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                raise self.error
+            return real(self, data)
+
+        monkeypatch.setattr(atomic._Recording, "write", write)
+
+    return arm
+
+
 def start_writer(code: str, cwd: Path) -> subprocess.Popen:
     """Run ``python -c code`` in ``cwd`` in a new process group (so a SIGKILL reaches all of it)."""
     env = {k: v for k, v in os.environ.items() if k not in ("GUIDEKIT_PLUGINS",)}

@@ -96,8 +96,8 @@ def test_sample_into_a_running_sample_is_refused_and_a_killed_one_is_taken_over(
 def test_train_into_a_running_training_is_refused_and_a_killed_one_is_taken_over(tiny_data, tmp_path, capsys):
     out = tmp_path / "clf"
     argv = ["train-classifier", "--data", str(tiny_data), "--flags", CLF8, "--batch-size", "2", "--device", "cpu",
-            "--no-progress", "--threads", "1", "--save-every", "1", "--diffusion-steps", "50"]
-    first = start_cli([*argv, "--steps", "1000000", "--out", str(out)], tmp_path)
+            "--no-progress", "--save-every", "1", "--diffusion-steps", "50"]
+    first = start_cli([*argv, "--threads", "1", "--steps", "1000000", "--out", str(out)], tmp_path)
     try:
         wait_for(lambda: (out / "checkpoint.pt").exists(), first, "a checkpoint")
         for extra in (["--steps", "2"], ["--steps", "2", "--overwrite"], ["--steps", "2", "--resume"]):
