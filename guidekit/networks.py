@@ -238,9 +238,8 @@ def _architecture(card: dict[str, Any], folder: Path) -> tuple[str, dict[str, An
 
 def _from_folder(folder: Path, path: Any, device: torch.device, params: dict[str, Any], fast: bool) -> torch.nn.Module:
     """A training output folder: the architecture of its card, its weights loaded strictly."""
-    from .resume import file_sha256
-
     from .io.lock import lock_owner
+    from .resume import file_sha256
 
     card = read_card(folder)
     owner = lock_owner(folder)

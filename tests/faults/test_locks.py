@@ -18,7 +18,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
 
 import guidekit.io.lock as lock_module
 from guidekit.cli import main
