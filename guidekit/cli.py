@@ -55,7 +55,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_merge_batches(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .io import load_batch, merge_sample_batches, remove_stale_temporaries
+    from .identity import manifest_path
+    from .io import load_batch, merge_sample_batches, output_lock, remove_stale_temporaries
 
     out = Path(args.out)
     seen: set[Path] = set()
@@ -69,8 +70,10 @@ def _cmd_merge_batches(args: argparse.Namespace) -> int:
     if any(out.resolve() == Path(p).resolve() for p in args.inputs):
         raise InvalidParameterError(f"OUT {args.out} is also an input; write the merged batch to another file")
     refuse_existing(out, args.overwrite, "OUT")
-    remove_stale_temporaries(out)
-    out = merge_sample_batches(out, args.inputs)
+    with output_lock(out, "guidekit merge-batches"):  # one writer per OUT (and its manifest)
+        refuse_existing(out, args.overwrite, "OUT")  # again, held: a merge that finished while we looked
+        remove_stale_temporaries(out, manifest_path(out))
+        out = merge_sample_batches(out, args.inputs)
     print(f"wrote {out} ({load_batch(out).num_images} images)", file=sys.stderr)
     return 0
 

@@ -11,6 +11,7 @@ import gzip
 import importlib.util
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,28 @@ def _is_grey(im: Any) -> bool:
     return False
 
 
+def _eight_bit(im: Any, path: Path) -> Any:
+    """``im`` with 8-bit channels: 16-bit grey scaled by 255/65535 (``convert`` would clip it to white); 32-bit
+    integer and float images, whose range the file does not say, are refused naming the file."""
+    from PIL import Image
+
+    if im.mode.startswith("I;16"):
+        pixels = np.asarray(im, dtype=np.float64) * (255.0 / 65535.0)
+        return Image.fromarray(np.rint(pixels).astype(np.uint8), "L")
+    if im.mode in ("I", "F"):
+        kind = "32-bit integer" if im.mode == "I" else "floating-point"
+        raise DatasetError(f"{path} holds {kind} pixels (PIL mode {im.mode}), whose range guidekit cannot tell; save "
+                           "it as an 8-bit or 16-bit PNG (or give the data as an ADM .npz of uint8 images)")
+    return im
+
+
+def _has_transparency(im: Any) -> bool:
+    """Whether ``im`` has an alpha channel (or a transparent colour) with pixels that are not opaque."""
+    if im.mode in ("RGBA", "LA", "PA"):
+        return int(np.asarray(im.getchannel("A")).min()) < 255
+    return "transparency" in im.info
+
+
 def _image_files(folder: Path) -> list[Path]:
     return sorted((f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")),
                   key=lambda f: natural_key(f.name))
@@ -164,8 +187,13 @@ def load_folder(path: str | os.PathLike[str], image_size: int | None = None, cha
         raise DatasetError(f"channels must be 1 (grey) or 3 (RGB), got {channels!r}")
     if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1):
         raise DatasetError(f"image_size must be a positive integer (pixels), got {image_size!r}")
+    loose = _image_files(root)
+    if loose:
+        warnings.warn(f"{len(loose)} image(s) directly in {root} (e.g. {loose[0].name}) belong to no class folder "
+                      "and are not used; move them into the folder of their class", stacklevel=2)
     arrays, labels = [], []
     first: tuple[Path, bool] | None = None  # the first image and whether it is grey
+    transparent: Path | None = None  # the first image with an alpha channel that is not opaque
     for index, folder in enumerate(classes):
         files = _image_files(folder)
         if not files:
@@ -174,6 +202,9 @@ def load_folder(path: str | os.PathLike[str], image_size: int | None = None, cha
         for f in files:
             try:
                 with Image.open(f) as im:
+                    if transparent is None and _has_transparency(im):
+                        transparent = f
+                    im = _eight_bit(im, f)
                     grey = _is_grey(im)
                     if channels is None:
                         if first is None:
@@ -190,8 +221,15 @@ def load_folder(path: str | os.PathLike[str], image_size: int | None = None, cha
                     a = np.asarray(im, dtype=np.uint8)
             except OSError as exc:  # PIL's UnidentifiedImageError and truncated files are OSErrors
                 raise DatasetError(f"cannot read image {f} ({exc}); remove or replace it") from None
+            except Image.DecompressionBombError as exc:
+                raise DatasetError(f"{f} is too large for Pillow to open safely ({exc}); shrink it first, or raise "
+                                   "PIL.Image.MAX_IMAGE_PIXELS in Python if you trust the file") from None
             arrays.append(a[..., None] if a.ndim == 2 else a)
             labels.append(index)
+    if transparent is not None:
+        warnings.warn(f"{transparent} (and maybe others) has transparent pixels: the alpha channel is dropped, so they "
+                      "keep the colour stored under them; flatten the images onto a background first if that matters",
+                      stacklevel=2)
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         raise DatasetError(f"images under {root} have different sizes {sorted(shapes)[:4]}: pass image_size=N to resize")

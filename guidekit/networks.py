@@ -19,6 +19,7 @@ import difflib
 import inspect
 import json
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ HOOK = "guidekit_resolve_network"
 CARD_FILE = "card.json"
 WEIGHTS_FILE = "model.safetensors"
 
-__all__ = ["CARD_FILE", "WEIGHTS_FILE", "image_shape", "load_network", "read_card", "read_state", "weights_sha256"]
+__all__ = ["CARD_FILE", "CHECKED_FIELDS", "WEIGHTS_FILE", "card_digests", "image_shape", "load_network", "read_card", "read_state", "weights_sha256"]
 
 
 def load_network(spec: str | os.PathLike[str], path: str | os.PathLike[str] | None = None,
@@ -64,6 +65,8 @@ def load_network(spec: str | os.PathLike[str], path: str | os.PathLike[str] | No
         raise InvalidParameterError(f"params must be a dict of constructor arguments, got {params!r}")
     dev = as_device("cpu" if device is None else device, "device", allow_meta=True)
     params = dict(params or {})
+    if (Path(spec) / CARD_FILE).is_file():
+        _refuse_ambiguous(spec, bool(fast))
     net = _from_plugins(spec, path, dev, params, bool(fast))
     if net is None:
         from .registry import available
@@ -102,6 +105,20 @@ def _from_plugins(spec: str, path: Any, device: torch.device, params: dict[str, 
                                         f"drop {', '.join(f'{k}=' for k in params)}")
         return net
     return None
+
+
+def _refuse_ambiguous(spec: str, fast: bool) -> None:
+    """A training folder whose path is also a registered name or a plugin's spec would be shadowed silently."""
+    from .registry import available
+
+    if spec in available("network"):
+        other = "a registered network (guidekit list network)"
+    elif _from_plugins(spec, None, torch.device("meta"), {}, fast) is not None:
+        other = "a network a plugin resolves (such as an ADM release name)"
+    else:
+        return
+    raise InvalidParameterError(f"{spec!r} names both {other} and the training folder {Path(spec).resolve()}; write "
+                                f"{os.path.join('.', spec)!r} (or the full path) for the folder, or rename it")
 
 
 def _takes(factory: Any, name: str) -> bool:
@@ -180,6 +197,34 @@ def read_card(folder: str | os.PathLike[str]) -> dict[str, Any]:
     return card
 
 
+#: what a training card says about how its weights are used; guidekit train-* records a digest of each
+#: (``card["checked"]``), so that a hand edit of one (class names are free to edit) is refused on loading
+CHECKED_FIELDS = ("role", "kind", "network", "constructor", "flags", "diffusion", "image_size", "channels",
+                  "num_classes", "null_label", "weights_file", "sha256")
+
+
+def card_digests(card: Mapping[str, Any]) -> dict[str, str]:
+    """``{field: sha256 of its JSON}`` (first 16 hex digits) of the :data:`CHECKED_FIELDS` of a card (absent ones too)."""
+    import hashlib
+
+    return {field: hashlib.sha256(json.dumps(card.get(field), sort_keys=True, default=str).encode()).hexdigest()[:16]
+            for field in CHECKED_FIELDS}
+
+
+def _check_card(card: dict[str, Any], file: Path) -> None:
+    """Refuse a card whose checked fields were edited after training (cards written before 0.3 record none)."""
+    recorded = card.get("checked")
+    if not isinstance(recorded, Mapping):
+        return
+    now = card_digests(card)
+    edited = sorted(field for field, digest in recorded.items() if now.get(field, digest) != digest)
+    if edited:
+        raise IdentityError(f"{file} was edited after training: its {', '.join(repr(f) for f in edited)} "
+                            f"differ{'s' if len(edited) == 1 else ''} from what guidekit train-* wrote beside these weights, and a network used with another process or architecture than "
+                            "it was trained with gives wrong images. Restore card.json from a copy, or write it again "
+                            "with the same guidekit train-* command and --resume (checkpoint.pt is needed)")
+
+
 def _architecture(card: dict[str, Any], folder: Path) -> tuple[str, dict[str, Any]]:
     """(spec, params) that rebuild the trained architecture: ``card["network"]``, or the ADM flags older cards hold."""
     record = card.get("network")
@@ -193,9 +238,13 @@ def _architecture(card: dict[str, Any], folder: Path) -> tuple[str, dict[str, An
 
 def _from_folder(folder: Path, path: Any, device: torch.device, params: dict[str, Any], fast: bool) -> torch.nn.Module:
     """A training output folder: the architecture of its card, its weights loaded strictly."""
+    from .io.lock import lock_owner
     from .resume import file_sha256
 
     card = read_card(folder)
+    owner = lock_owner(folder)
+    busy = f" ({folder} is being written by {owner} right now: wait for it to finish)" if owner else ""
+    _check_card(card, folder / CARD_FILE)
     spec, saved = _architecture(card, folder)
     for key, value in params.items():
         if key in saved and saved[key] != value:
@@ -207,12 +256,15 @@ def _from_folder(folder: Path, path: Any, device: torch.device, params: dict[str
         unfinished = (folder / "checkpoint.pt").is_file()
         raise CheckpointError(f"{folder} holds no weights file {weights.name}" + (
             ": its training has not finished; continue it with the same guidekit train-* command and --resume"
-            if unfinished else "; it is not a finished guidekit train-* output folder"))
+            if unfinished else "; it is not a finished guidekit train-* output folder") + busy)
     digest = None if meta else file_sha256(weights)
     if digest is not None and path is None and isinstance(card.get("sha256"), str) and digest != card["sha256"]:
         raise IdentityError(f"{weights} does not match the sha256 its card records ({card['sha256'][:12]}…, the file "
                             f"has {digest[:12]}…): it was damaged or replaced after training; restore it from a copy "
-                            "or train again")
+                            "or train again" + busy)
+    if owner and not meta:
+        warnings.warn(f"{folder} is being written by {owner}: its weights and card change when that run finishes",
+                      stacklevel=3)
     net = load_network(spec, None if meta else weights, device, params={**saved, **params}, fast=fast)
     inner = getattr(net, "card", None)
     net.card = {**(inner if isinstance(inner, Mapping) else {}), **card, "folder": str(folder)}
@@ -259,11 +311,20 @@ def _resolvers() -> list[str]:
 def _unknown_message(spec: str) -> str:
     from .registry import available, default_registry, install_hint
 
+    where = Path(spec)
+    if where.is_dir() and (where / "checkpoint.pt").is_file():
+        from .io.lock import lock_owner
+
+        owner = lock_owner(where)
+        return (f"{spec} holds a training checkpoint but no {CARD_FILE}: " + (
+            f"it is being trained by {owner} right now; wait for it to finish" if owner else
+            "its training has not finished (or was killed, or stopped by a full disk, while writing its results); run "
+            "the same guidekit train-* command with --resume to finish it"))
+    if where.is_file() and where.name in (CARD_FILE, WEIGHTS_FILE) and (where.parent / CARD_FILE).is_file():
+        return f"{spec} is a file of the training folder {where.parent}; name the folder itself: {where.parent}"
     hint = install_hint("network", spec)
     if hint:  # e.g. a diffusers folder while guidekit-diffusers is not installed
         return f"no installed plugin resolves {spec!r}: {hint}"
-    names = available("network")
-    where = Path(spec)
     if where.is_dir():
         head = f"{spec} is a folder without {CARD_FILE}, so it is no training output folder"
     elif where.is_file():
@@ -271,6 +332,7 @@ def _unknown_message(spec: str) -> str:
                 "folder) and give the file as its weights (path=, --model-path)")
     else:
         head = f"no network {spec!r}"
+    names = available("network")
     close = difflib.get_close_matches(spec, names, n=1)
     kinds = [f"a registered network name (guidekit list network: {', '.join(names) or 'none installed'})",
              f"a training output folder ({CARD_FILE} and {WEIGHTS_FILE}, written by guidekit train-diffusion or "

@@ -355,7 +355,8 @@ def run_sample(args: argparse.Namespace) -> int:
     name = SINGLE_NAME if plan.num_shards == 1 else sample_batch_name(args.num_samples, plan.image_hwc,
                                                                       plan.shard_index, plan.num_shards)
     command = "guidekit sample" + (f" (shard {plan.shard_index} of {plan.num_shards})" if plan.suffix else "")
-    with output_lock(args.out / name, command):
+    # the lock is named after the run record: runs of one shard with other sample counts share it (and the grid)
+    with output_lock(args.out / f"run{plan.suffix}.json", command):
         return _sample(args, plan, args.out / name)
 
 

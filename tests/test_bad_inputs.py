@@ -172,6 +172,60 @@ def _folder_of(tmp: Path, modes: dict[str, str | None]) -> Path:
     return tmp
 
 
+def _folder_with(tmp: Path, make: Callable[[Path], Any]) -> Path:
+    """Two class folders of one 4x4 grey image each, and ``make(path)`` writing a third image into the second."""
+    _folder_of(tmp, {"a": "L", "b": "L"})
+    make(tmp / "b" / "y.tif")
+    return tmp
+
+
+def _decompression_bomb(tmp: Path) -> Any:
+    """An image above Pillow's limit (lowered here to 4 pixels, so that the 4x4 files stay tiny)."""
+    from PIL import Image
+
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, 4
+    try:
+        return load_dataset(_folder_of(tmp, {"a": "L", "b": "L"}))
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def _edited_card(tmp: Path) -> Any:
+    """A training card whose diffusion process was edited after training."""
+    import json
+
+    from guidekit.networks import card_digests
+
+    card = {"role": "diffusion", "network": {"spec": "mnist16-unet", "params": {}},
+            "diffusion": {"steps": 1000, "schedule": "linear", "learn_sigma": False}}
+    card["checked"] = card_digests(card)
+    card["diffusion"]["schedule"] = "cosine"
+    (tmp / "card.json").write_text(json.dumps(card))
+    return gk.load_network(tmp, device="meta")
+
+
+def _folder_named_like(tmp: Path, name: str) -> Any:
+    """A training folder (a card is enough) named ``name`` in the working folder, loaded by that name."""
+    import os
+
+    (tmp / name).mkdir()
+    (tmp / name / "card.json").write_text('{"network": {"spec": "mnist16-unet"}}')
+    here = os.getcwd()
+    os.chdir(tmp)
+    try:
+        return gk.load_network(name, device="meta")
+    finally:
+        os.chdir(here)
+
+
+def _lock_is_a_folder(tmp: Path) -> Any:
+    from guidekit.io import output_lock
+
+    (tmp / ".out.lock").mkdir()
+    with output_lock(tmp / "out", "a run"):
+        pass
+
+
 def _locked_twice(tmp: Path) -> Any:
     from guidekit.io import output_lock
 
@@ -611,6 +665,31 @@ API_CASES: list[tuple[str, Callable[[Path], Any], type[BaseException], str]] = [
     ("train a 1-channel network on 3-channel images", lambda tmp: gk.train_classifier(
         _Sized(1, 4, trainable=True), torch.zeros(4, 3, 4, 4), torch.tensor([0, 1, 2, 3]), DIFF, progress=False),
      gk.InvalidParameterError, "takes 1-channel images but the images have 3 channels"),
+    # second pass on the merged tree (issue 18; integrity.md, second pass)
+    ("a float TIFF in a folder (was read as black)", lambda tmp: load_dataset(_folder_with(
+        tmp, lambda f: __import__("PIL.Image").Image.fromarray(np.full((4, 4), 0.5, np.float32), "F").save(f))),
+     gk.GuidekitError, "holds floating-point pixels (PIL mode F), whose range guidekit cannot tell"),
+    ("a 32-bit integer TIFF in a folder (was clipped to white)", lambda tmp: load_dataset(_folder_with(
+        tmp, lambda f: __import__("PIL.Image").Image.fromarray(np.full((4, 4), 1000, np.int32)).save(f))),
+     gk.GuidekitError, "holds 32-bit integer pixels (PIL mode I)"),
+    ("an image above Pillow's decompression-bomb limit (was a raw DecompressionBombError)", _decompression_bomb,
+     gk.GuidekitError, "is too large for Pillow to open safely"),
+    ("load_network of a training card edited by hand (was sampled with the edited process)", _edited_card,
+     gk.GuidekitError, "card.json was edited after training: its 'diffusion' differs"),
+    ("load_network of a training folder named like a registered network (the folder was ignored)",
+     lambda tmp: _folder_named_like(tmp, "mnist16-unet"), gk.InvalidParameterError,
+     "names both a registered network (guidekit list network) and the training folder"),
+    ("load_network of a training folder's card.json (hint: give the weights as --model-path)",
+     lambda tmp: (tmp.joinpath("card.json").write_text("{}"), gk.load_network(tmp / "card.json")),
+     gk.UnknownNetworkError, "is a file of the training folder"),
+    ("load_network of a folder with a checkpoint but no card (was 'no training output folder')",
+     lambda tmp: (tmp.joinpath("checkpoint.pt").write_bytes(b""), gk.load_network(tmp)),
+     gk.UnknownNetworkError, "run the same guidekit train-* command with --resume"),
+    ("a lock path that is a folder (was a raw IsADirectoryError after 'taking over')", _lock_is_a_folder,
+     gk.OutputLockedError, "is a folder, but guidekit keeps the lock of"),
+    ("load_network with a string for a number parameter (was a raw comparison error)", lambda tmp: gk.load_network(
+        ADM_UNET, params={"model_channels": "abc"}, device="meta"), gk.GuidekitError,
+     "model_channels='abc' is not a number"),
     ("grid path given as a number (was a pathlib TypeError)",
      lambda tmp: save_grid(np.zeros((1, 4, 4, 1), np.uint8), 3), gk.InvalidParameterError, "path must be a str"),
     ("grid given two paths", lambda tmp: save_grid(tmp / "a.png", tmp / "b.png"), gk.InvalidParameterError,
@@ -686,6 +765,9 @@ def files(tmp_path_factory) -> dict[str, Path]:
         (root / folder / name).write_text("{}")
     np.savez(root / "labf.npz", arr_0=images(4, 16, 1), arr_1=np.array([0.0, 0.5, 1.0, 1.5]))
     np.savez(root / "lab8.npz", arr_0=images(4, 8, 1), arr_1=np.array([0, 1, 2, 3]))
+    (root / "run").mkdir()  # a training folder (its card and weights file are enough here)
+    (root / "run" / "card.json").write_text('{"network": {"spec": "mnist16-unet"}}')
+    (root / "run" / "model.safetensors").write_bytes(b"")
     return {
         "root": root,
         "ref8": write_reference_batch(root / "ref8.npz", images(12, 8, 1)),
@@ -695,6 +777,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
         "exists": root / "exists.json",
         "labf": root / "labf.npz",
         "lab8": root / "lab8.npz",
+        "run": root / "run",
     }
 
 
@@ -843,6 +926,11 @@ CLI_CASES: list[tuple[str, list[str], int, str]] = [
      "mnist16-classifier-ce", *TRAIN], 1, "train-diffusion needs a diffusion architecture"),
     ("train --model-param the ADM class lacks", ["train-diffusion", "--data", "{lab8}", "--flags", UNET8,
      "--model-param", "widht=3", *TRAIN], 1, "does not accept ['widht']"),
+    # second pass on the merged tree (issue 18)
+    ("train --model-param dropout=abc (was a raw comparison error)", ["train-diffusion", "--data", "{lab8}", "--flags",
+     UNET8, "--model-param", "dropout=abc", *TRAIN], 1, "dropout='abc' is not a number"),
+    ("sample --model RUN/model.safetensors (hint: give the weights as --model-path)", ["sample", "--model",
+     "{run}/model.safetensors", "--out", "{root}/o"], 1, "name the folder itself"),
 ]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -124,3 +126,35 @@ def test_an_empty_class_folder_is_an_error(tmp_path):
     (tmp_path / "f" / "b").mkdir()
     with pytest.raises(DatasetError, match=r"class folder .*b holds no images"):
         load_dataset(tmp_path / "f")
+
+
+def test_sixteen_bit_grey_pngs_are_scaled_not_clipped(tmp_path):
+    """A 16-bit PNG (PIL mode I;16) was converted by clipping at 255: every mid-grey pixel became white."""
+    from PIL import Image
+
+    levels = np.array([[0, 257, 32768, 65535]], np.uint16).repeat(4, axis=0)
+    for name in ("a", "b"):
+        (tmp_path / "f" / name).mkdir(parents=True)
+        Image.fromarray(levels).save(tmp_path / "f" / name / "x.png")
+    assert Image.open(tmp_path / "f" / "a" / "x.png").mode == "I;16"
+    d = load_dataset(tmp_path / "f")
+    assert d.images.shape == (2, 1, 4, 4)
+    assert ((d.images[0, 0, 0] + 1) * 127.5).round().tolist() == [0, 1, 128, 255]  # value * 255 / 65535
+    assert torch.equal(load_dataset(tmp_path / "f", channels=3, image_size=4).images[:, :1], d.images)
+
+
+def test_images_outside_class_folders_and_transparent_pixels_are_reported(tmp_path):
+    _save(tmp_path / "f" / "a" / "0.png", np.zeros((4, 4), np.uint8), "L")
+    _save(tmp_path / "f" / "loose.png", np.zeros((4, 4), np.uint8), "L")
+    with pytest.warns(UserWarning, match=r"1 image\(s\) directly in .*f \(e\.g\. loose\.png\) belong to no class folder"):
+        assert len(load_dataset(tmp_path / "f")) == 1
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., 3] = 255
+    _save(tmp_path / "g" / "a" / "opaque.png", rgba, "RGBA")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # opaque: nothing to say
+        assert load_dataset(tmp_path / "g").images.shape == (1, 3, 4, 4)
+    rgba[0, 0, 3] = 0
+    _save(tmp_path / "g" / "a" / "clear.png", rgba, "RGBA")
+    with pytest.warns(UserWarning, match=r"clear\.png \(and maybe others\) has transparent pixels: the alpha channel"):
+        load_dataset(tmp_path / "g")

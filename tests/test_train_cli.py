@@ -160,3 +160,21 @@ def test_two_runs_into_one_out_cannot_both_proceed(npz8, tmp_path):
     assert third.returncode == 0, err
     assert f"taking over the stale lock of guidekit train-diffusion (pid {first.pid}" in err
     assert (out / "model.safetensors").is_file() and not lock.exists()
+
+
+def test_the_default_classifier_builds_for_images_of_one_level(tmp_path, capsys):
+    """5×5 (and below 8 px) images give a one-level network of 32 channels, whose attention pool needed 64 per head:
+    train-classifier failed with "channels 32 are not divisible by num_head_channels 64" before training."""
+    from PIL import Image
+
+    from guidekit.training.cli import default_architecture
+
+    for name, value in (("a", 0), ("b", 255)):
+        (tmp_path / "d" / name).mkdir(parents=True)
+        Image.new("L", (5, 5), value).save(tmp_path / "d" / name / "x.png")
+    assert main(["train-classifier", "--data", str(tmp_path / "d"), "--steps", "1", *FAST, "--out",
+                 str(tmp_path / "c")]) == 0
+    card = json.loads((tmp_path / "c" / "card.json").read_text())
+    assert "--classifier_num_head_channels 32" in card["flags"] and card["constructor"]["num_head_channels"] == 32
+    data = load_dataset("mnist16")  # larger images keep the architecture they always had (resumable runs)
+    assert "num_head_channels" not in default_architecture("classifier", data)

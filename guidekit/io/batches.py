@@ -23,9 +23,9 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-from guidekit.errors import InvalidParameterError
+from guidekit.errors import InvalidParameterError, WriteError
 
-from .atomic import atomic_write
+from .atomic import atomic_write, noted
 from .images import _images_uint8_nhwc
 from .reading import EXPECTED_KEYS, IMAGE_KEY, LABEL_KEY, STAT_KEYS, BatchFileError, NpzBatch, _check_stats, load_batch
 
@@ -266,7 +266,7 @@ def merge_sample_batches(out: str | os.PathLike[str], inputs: Sequence[str | os.
     must still have the sha256 its record holds (:class:`~guidekit.errors.IdentityError` otherwise).
     ``OUT.manifest.json`` records the merged batch's sha256 and its inputs' (see :mod:`guidekit.identity`).
     """
-    from guidekit.identity import write_manifest
+    from guidekit.identity import manifest_path, write_manifest
 
     if not inputs:
         raise InvalidParameterError("merge_sample_batches needs at least one input batch")
@@ -298,5 +298,11 @@ def merge_sample_batches(out: str | os.PathLike[str], inputs: Sequence[str | os.
             for chunk in b.iter_images(chunk_size):
                 writer.add(chunk, None if labels is None else labels[start : start + len(chunk)])
                 start += len(chunk)
-    write_manifest(out, sources, kind="merged sample batch")
+    with contextlib.suppress(FileNotFoundError):
+        manifest_path(out).unlink()  # it described an earlier OUT: kept, it would refuse this one as "replaced"
+    try:
+        write_manifest(out, sources, kind="merged sample batch")
+    except WriteError as exc:
+        raise noted(exc, f"{out} itself was written, without the manifest that lets readers check it: free space "
+                    "and merge again with --overwrite") from None
     return Path(out)

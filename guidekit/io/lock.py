@@ -28,7 +28,7 @@ from ..errors import OutputLockedError
 #: a lock file that stays empty or unreadable this long was left by a writer killed while creating it
 UNREADABLE_GRACE_S = 5.0
 
-__all__ = ["lock_path", "output_lock", "read_lock"]
+__all__ = ["lock_owner", "lock_path", "output_lock", "read_lock"]
 
 
 def read_lock(path: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -96,6 +96,9 @@ def _acquire(path: Path, record: dict[str, Any], out: Path) -> None:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
+            if path.is_dir():
+                raise OutputLockedError(f"{path} is a folder, but guidekit keeps the lock of {out} there (a file); "
+                                        "remove that folder and run again") from None
             owner = read_lock(path)
             if owner is None and not path.exists():
                 continue  # released between our two looks
@@ -110,8 +113,8 @@ def _acquire(path: Path, record: dict[str, Any], out: Path) -> None:
             with _takeover_mutex(path):
                 current = read_lock(path)
                 if path.exists() and _stale(path, current):
-                    print(f"guidekit: taking over the stale lock of {_describe(current)} ({path})",
-                          file=sys.stderr)
+                    owner = _describe(current) if current is not None else "a run killed while creating it"
+                    print(f"guidekit: taking over the stale lock of {owner} ({path})", file=sys.stderr)
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()
             continue
@@ -126,6 +129,16 @@ def lock_path(out: str | os.PathLike[str]) -> Path:
     """The lock file of output ``out``: ``.NAME.lock`` in the same folder."""
     out = Path(out)
     return out.parent / f".{out.name}.lock"
+
+
+def lock_owner(out: str | os.PathLike[str]) -> str | None:
+    """Who writes output ``out`` now (``"guidekit train-diffusion (pid 12, started ...)"``), for readers that meet
+    it; None when nobody does (no lock, or a stale one)."""
+    path = lock_path(out)
+    if not path.is_file():
+        return None
+    record = read_lock(path)
+    return None if _stale(path, record) else _describe(record)
 
 
 @contextlib.contextmanager

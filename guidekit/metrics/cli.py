@@ -109,6 +109,7 @@ def _run(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
                 raise GuidekitError(f"--out {args.out} is an input batch; write the results to another file")
             refuse_existing(args.out, args.overwrite, "--out")
             held.enter_context(output_lock(args.out, "guidekit evaluate"))  # one writer per results file
+            refuse_existing(args.out, args.overwrite, "--out")  # again, held: a run that finished while we waited
             remove_stale_temporaries(args.out)
             from guidekit.io import probe_writable
 

@@ -38,9 +38,9 @@ import torch
 from ..data import Dataset, load_dataset
 from ..devices import resolve_device
 from ..diffusion import GaussianDiffusion
-from ..errors import InvalidParameterError, UnknownNetworkError
-from ..io import atomic_write, output_lock, remove_stale_temporaries
-from ..networks import WEIGHTS_FILE, image_shape, load_network
+from ..errors import InvalidParameterError, UnknownNetworkError, WriteError
+from ..io import atomic_write, noted, output_lock, remove_stale_temporaries
+from ..networks import CARD_FILE, WEIGHTS_FILE, card_digests, image_shape, load_network
 from ..options import check_writable, parse_params
 from .classifier import train_classifier
 from .config import TrainConfig, card_record
@@ -132,8 +132,10 @@ def default_architecture(kind: str, data: Dataset, class_dropout: float = 0.0) -
     width_, blocks = (32, 1) if height <= 16 else (64, 2)
     common = f"--image_size {height} --in_channels {channels} --channel_mult {mult}"
     if kind == "classifier":
+        # the attention pool's heads are 64 channels wide; one level of 32 channels (images below 8 px, odd sizes) needs 32
+        heads = " --classifier_num_head_channels 32" if width_ * (2 if levels > 1 else 1) % 64 else ""
         return (f"{common} --num_classes {data.num_classes} --classifier_width {width_} --classifier_depth {blocks} "
-                f"--classifier_attention_resolutions {lowest} --classifier_pool attention")
+                f"--classifier_attention_resolutions {lowest} --classifier_pool attention{heads}")
     flags = (f"{common} --num_channels {width_} --num_res_blocks {blocks} --attention_resolutions {lowest} "
              "--num_head_channels 32 --learn_sigma True")
     return flags + (f" --class_cond True --num_classes {data.num_classes + 1}" if class_dropout > 0 else "")
@@ -274,6 +276,7 @@ def _card(args: argparse.Namespace, spec: str, params: dict[str, Any], model: to
         "weights_file": final.name, "sha256": file_sha256(final),
         "suggested": {"respacing": SUGGESTED_RESPACING}, "inputs": _plain(result.inputs),
     })
+    card["checked"] = card_digests(card)  # a hand edit of what the weights depend on is refused on loading
     return card
 
 
@@ -309,11 +312,11 @@ def run_train(args: argparse.Namespace) -> int:
     final = out / WEIGHTS_FILE
     lock = output_lock(out, f"guidekit train-{args.kind}") if world.is_main else contextlib.nullcontext()
     with lock:
-        if final.exists() and not (args.resume or args.overwrite):
+        if final.exists() and (out / CARD_FILE).exists() and not (args.resume or args.overwrite):
             raise InvalidParameterError(f"{out} already holds a finished run: pass --overwrite to replace it, or "
                                         "another --out")
         if world.is_main:  # temporary files a killed run left behind (a checkpoint's can be large)
-            remove_stale_temporaries(*(out / name for name in ("checkpoint.pt", WEIGHTS_FILE, "card.json")))
+            remove_stale_temporaries(*(out / name for name in ("checkpoint.pt", WEIGHTS_FILE, CARD_FILE)))
         kw = dict(checkpoint=out / "checkpoint.pt", resume=args.resume, overwrite=args.overwrite,
                   progress=args.progress, settings={"architecture": architecture})
         start = time.time()
@@ -329,13 +332,20 @@ def run_train(args: argparse.Namespace) -> int:
             print(f"interrupted: {where}; run the same command with --resume to continue", file=sys.stderr)
             return 130
         if world.is_main:
-            export_weights(result.ema, final)
-            card = _card(args, spec, params, model, data, diffusion_kwargs, config, result, world.size,
-                         time.time() - start, final)
-            with atomic_write(out / "card.json", "w") as fh:
-                fh.write(json.dumps(card, indent=1) + "\n")
+            # the card marks a finished run: gone while the weights change, so that a kill or a full disk in between
+            # leaves a folder that says "not finished, --resume" rather than an old card beside new weights
+            (out / CARD_FILE).unlink(missing_ok=True)
+            try:
+                export_weights(result.ema, final)
+                card = _card(args, spec, params, model, data, diffusion_kwargs, config, result, world.size,
+                             time.time() - start, final)
+                with atomic_write(out / CARD_FILE, "w") as fh:
+                    fh.write(json.dumps(card, indent=1) + "\n")
+            except WriteError as exc:
+                raise noted(exc, f"the training itself finished and {out / 'checkpoint.pt'} holds it: fix the cause, then "
+                            "run the same command with --resume to write the weights and card") from None
             last = result.records[-1] if result.records else "-"
-            print(f"wrote {final} (EMA weights) and {out / 'card.json'}; last: {last}", file=sys.stderr)
+            print(f"wrote {final} (EMA weights) and {out / CARD_FILE}; last: {last}", file=sys.stderr)
             print(f"sample it with: guidekit sample --model {out} --out SAMPLES" if args.kind == "diffusion" else
                   f"guide with it: guidekit sample --model MODEL --classifier {out} --out SAMPLES", file=sys.stderr)
     return 0

@@ -5,23 +5,37 @@
 * the ``disk_full`` fixture makes the n-th write of an atomic output fail with ENOSPC (``OSError(28)``)
   inside the real write path (:class:`guidekit.io.atomic._Recording`), so torch.save, np.savez and
   json.dump all see a failing ``write`` as on a full disk;
-* :func:`start_writer` starts a command in its own process group, for SIGKILL at a random moment (and,
-  once outputs are locked, for a second writer started while the first runs: concurrent-writer cases
-  go beside the SIGKILL ones in test_kill.py).
+* :func:`start_writer` / :func:`start_cli` start Python code or a ``guidekit`` command in its own process
+  group, for SIGKILL at a random moment and for a first writer that a second one meets (test_locks.py);
+* ``tiny_data`` / ``tiny_unet``: an 8×8 grey ``.npz`` and a diffusion network trained on it for one step
+  (a ``guidekit train-diffusion`` output folder), so that commands run in well under a second;
+* ``waiting_sampler``: a ``--plugin`` module (``waiting_ddim``) whose sampler ``waiting-ddim`` is DDIM, but
+  waits while ``$HOLD_FILE`` exists once it has made ``$HOLD_AFTER`` steps: a first writer that holds its
+  lock, with chunks committed, without using the CPU.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from guidekit.cli import main
 from guidekit.io import atomic
+from guidekit.registry import default_registry
+
+#: a 1-level ADM UNet for 8×8 grey images, without attention: the smallest network train-diffusion builds
+UNET8 = ("--image_size 8 --in_channels 1 --num_channels 32 --num_res_blocks 1 --channel_mult 1 "
+         "--attention_resolutions -1 --num_head_channels 32 --learn_sigma False")
+TRAIN = ["--batch-size", "4", "--device", "cpu", "--no-progress", "--diffusion-steps", "50"]
 
 
 def flip_byte(path: Path, offset: int, mask: int = 0x01) -> None:
@@ -60,8 +74,118 @@ def disk_full(monkeypatch) -> Callable[[int], list[int]]:
     return arm
 
 
+@pytest.fixture
+def disk_full_at(monkeypatch) -> Callable[[str], None]:
+    """``disk_full_at("card.json")``: every ``write`` of an atomic output of that file name fails with ENOSPC (the
+    temporary file's name, ``.NAME.XXXX.tmp``, tells which output is being written); ``disk_full_at(None)``: space
+    again."""
+
+    real = atomic._Recording.write
+
+    def arm(name: str | None) -> None:
+        if name is None:
+            monkeypatch.setattr(atomic._Recording, "write", real)
+            return
+
+        def write(self, data):
+            tmp = os.path.basename(os.readlink(f"/proc/self/fd/{self._fh.fileno()}"))
+            if tmp.startswith(f".{name}.") and tmp.count(".") == name.count(".") + 3:
+                self.error = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                raise self.error
+            return real(self, data)
+
+        monkeypatch.setattr(atomic._Recording, "write", write)
+
+    return arm
+
+
 def start_writer(code: str, cwd: Path) -> subprocess.Popen:
     """Run ``python -c code`` in ``cwd`` in a new process group (so a SIGKILL reaches all of it)."""
     env = {k: v for k, v in os.environ.items() if k not in ("GUIDEKIT_PLUGINS",)}
     return subprocess.Popen([sys.executable, "-c", code], cwd=cwd, env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def start_cli(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Run ``guidekit ARGV`` (``python -m guidekit.cli``) in ``cwd`` in a new process group, one CPU thread."""
+    base = {k: v for k, v in os.environ.items() if k not in ("GUIDEKIT_PLUGINS", "WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    return subprocess.Popen([sys.executable, "-m", "guidekit.cli", *argv], cwd=cwd, start_new_session=True,
+                            env={**base, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(cwd), **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(done: Callable[[], bool], proc: subprocess.Popen, what: str, timeout: float = 120.0) -> None:
+    """Poll ``done()`` until it holds; fail naming ``what`` (with the process's stderr if it ended)."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if proc.poll() is not None:
+            pytest.fail(f"the first writer ended (status {proc.returncode}) before {what}: {proc.stderr.read()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {what} after {timeout} s")
+        time.sleep(0.05)
+
+
+def chunks_done(parts: Path) -> int:
+    """How many chunks the manifest of a ``guidekit sample`` parts folder records (-1: none readable yet)."""
+    try:
+        return len(json.loads((parts / "manifest.json").read_text())["chunks"])
+    except (OSError, ValueError, KeyError):
+        return -1
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "d8.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, arr_0=rng.integers(0, 256, (8, 8, 8, 1), dtype=np.uint8), arr_1=np.arange(8) % 2)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_unet(tmp_path_factory, tiny_data) -> Path:
+    out = tmp_path_factory.mktemp("nets") / "unet"
+    assert main(["train-diffusion", "--data", str(tiny_data), "--flags", UNET8, "--steps", "1", *TRAIN,
+                 "--out", str(out)]) == 0
+    return out
+
+
+WAITING_DDIM = '''"""DDIM that waits while $HOLD_FILE exists, once it has made $HOLD_AFTER steps (a test plugin)."""
+import os
+import time
+
+import attrs
+
+import guidekit as gk
+from guidekit.samplers import DDIMSampler
+
+STEPS = [0]
+
+
+@gk.register_sampler("waiting-ddim")
+@attrs.frozen
+class WaitingDDIM(DDIMSampler):
+    name = "waiting-ddim"
+
+    def update(self, *args, **kwargs):
+        STEPS[0] += 1
+        hold = os.environ.get("HOLD_FILE")
+        while hold and STEPS[0] > int(os.environ.get("HOLD_AFTER", "0")) and os.path.exists(hold):
+            time.sleep(0.02)
+        return super().update(*args, **kwargs)
+'''
+
+
+@pytest.fixture
+def waiting_sampler(tmp_path, monkeypatch) -> Iterator[Path]:
+    """Write ``waiting_ddim.py`` into ``tmp_path`` and import it here too (so in-process runs have the same
+    component, with the same provenance); yields the folder."""
+    (tmp_path / "waiting_ddim.py").write_text(WAITING_DDIM)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("HOLD_FILE", raising=False)
+    sys.modules.pop("waiting_ddim", None)
+    __import__("waiting_ddim")
+    try:
+        yield tmp_path
+    finally:
+        default_registry().remove("sampler", "waiting-ddim")
+        sys.modules.pop("waiting_ddim", None)

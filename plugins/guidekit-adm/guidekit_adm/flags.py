@@ -326,6 +326,8 @@ def parse_flags(
     }
     args, extra = dict(defaults), {}
     extensions = {**EXTENSION_DEFAULTS, "channel_mult": ""} if kind != "superres" else {}
+    if kind == "classifier":  # ED-DPM's flag, honoured in every flavour (a narrow classifier needs fewer than 64)
+        extensions["classifier_num_head_channels"] = ED_CLASSIFIER_EXTRA["classifier_num_head_channels"]
     for name, value in raw.items():
         if name in defaults:
             args[name] = _convert(name, value, defaults[name])

@@ -60,6 +60,11 @@ def card_of(config: ModelConfig, spec: str, random_weights: bool) -> dict[str, A
 def with_params(config: ModelConfig, params: dict[str, Any]) -> ModelConfig:
     """The config with constructor overrides and ``class_cond`` applied (a wrong key names the accepted ones)."""
     kwargs = dict(config.kwargs)
+    for key, value in params.items():  # a value of another type is named here, not deep inside the constructor
+        old = kwargs.get(key)
+        number = isinstance(old, (int, float)) and not isinstance(old, bool)
+        if number and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ConfigError(f"{key}={value!r} is not a number; {key} takes a number such as {old!r}")
     if params.get("class_cond") is not None:
         kwargs["num_classes"] = 1000 if params["class_cond"] else None
     kwargs.update({k: v for k, v in params.items() if k not in OPTIONS})

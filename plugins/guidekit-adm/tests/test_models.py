@@ -154,3 +154,12 @@ def test_dropout_release_is_deterministic_after_load_in_eval(tmp_path):
     x, t = torch.randn(1, 3, 8, 8), torch.tensor([10])
     with torch.no_grad():
         torch.testing.assert_close(loaded(x, t), loaded(x, t), atol=0, rtol=0)
+
+
+def test_classifier_num_head_channels_is_honoured_in_every_flavour():
+    """It was an ED-DPM-only flag: given with the guided-diffusion flavour it was kept aside silently (64 used)."""
+    flags = "--image_size 8 --classifier_width 32 --classifier_depth 1 --classifier_attention_resolutions 8 --channel_mult 1"
+    for flavor in ("guided-diffusion", "ed-dpm"):
+        config = adm.parse_flags(flags + " --classifier_num_head_channels 32", flavor=flavor)
+        assert config.kwargs["num_head_channels"] == 32
+    assert adm.parse_flags(flags).kwargs["num_head_channels"] == 64  # the reference default stays
