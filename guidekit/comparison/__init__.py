@@ -120,7 +120,7 @@ def _check_overlap(source: reference.Source, roles: list[tuple[str, Any]], allow
         return {}
     where = f"the reference {source.path or source.dataset}"
     found = check_reference(reference.reference_fingerprints(source), cards, allow=allow, where=where)
-    if any(found.values()):
+    if any(found.values()):  # allowed: said here and recorded in results.json
         print(f"guidekit compare: warning: {where} overlaps training data ({found}); measured anyway "
               f"({OVERRIDE_FLAG})", file=sys.stderr)
     return found
@@ -378,7 +378,8 @@ def compare(
         for f in found:
             search = {"pilot_samples": pilot_samples, **f.search.as_dict()}
             if f.cell is None:
-                rec = record_of(attrs.evolve(f.template, params={**f.template.params, "gamma": None}), {}, None,
+                rec = record_of(attrs.evolve(f.template, params={**f.template.params, "gamma": None}),
+                                {"features": ctx.feature_names, "reference_sha256": source.sha256}, None,
                                 guidance_kwargs)
             elif f.cell in by_cell:
                 rec = record_of(*by_cell[f.cell], guidance_kwargs)
