@@ -125,3 +125,30 @@ class Bundle:
                                   f"a {name} network") from None
         model.card = copy.deepcopy(info) if path is None else {**info, "weights": str(file), "sha256": sha256(file)}
         return model.to(device).eval()
+
+    def cards_table(self, names: tuple[str, ...] | None = None) -> str:
+        """The cards of ``names`` (default: all) as a reStructuredText table (e.g. docs/bundled_cards.rst)."""
+        rows = [("model", "architecture", "parameters", "training", "held-out accuracy", "trained on, time")]
+        for name in names or self.names:
+            c = self.card(name)
+            metrics = c.get("metrics", {})
+            by_t = next((v for k, v in metrics.items() if k.endswith("accuracy_by_t")), None)
+            clean = next((v for k, v in metrics.items() if k.endswith("accuracy") or k.startswith("test_accuracy")), None)
+            if by_t is not None:
+                acc = ", ".join(f"t={t}: {a:.3f}" for t, a in by_t.items())
+            elif clean is not None:
+                acc = f"clean: {clean:.3f}"
+            else:
+                acc = "-"
+            tr = c.get("training", {})
+            what = (f"{tr.get('loss', 'hybrid')} {tr.get('loss_params') or ''}".strip() if "classifier" in name else
+                    "hybrid loss" + (f", label dropout {tr['class_dropout']}" if tr.get("class_dropout") else "")) \
+                if "flags" in c else f"CE, {tr.get('epochs')} epochs, ±1 px shifts"
+            steps = (f"{c['steps']} steps × {tr['batch_size']}, lr {tr['lr']}, seed {c['seed']}" if "steps" in c
+                     else f"seed {c['seed']}")
+            rows.append((f"``{name}``", c["architecture"], f"{c['parameters']:,}", f"{what}; {steps}", acc,
+                         f"{c['trained_on']}, {c['train_seconds']:.0f} s"))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        line = " ".join("=" * w for w in widths)
+        fmt = lambda r: " ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip()  # noqa: E731
+        return "\n".join([line, fmt(rows[0]), line, *map(fmt, rows[1:]), line]) + "\n"

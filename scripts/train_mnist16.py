@@ -125,12 +125,12 @@ def recorded_split(weights: Path, prefix: str, description: str) -> dict | str:
 
 
 def write_split(weights: Path, prefix: str, train: gk.data.Dataset, held: gk.data.Dataset, names: list[str],
-                description: str, about: dict, args: argparse.Namespace) -> None:
+                description: str, about: dict, args: argparse.Namespace, held_name: str | None = None) -> None:
     """The files that record a bundled set's split, and each card's ``split`` naming them with their sha256.
 
     ``PREFIX-train-fingerprints.npy``: one uint64 per training image (guidekit.comparison.split.fingerprints
-    of its uint8 bytes, in training order); ``PREFIX-heldout.npz``: the held-out images (ADM layout), the
-    reference of guidekit compare; ``PREFIX-pca``: a PixelPCA fitted on the training images (a feature space
+    of its uint8 bytes, in training order); ``PREFIX-heldout.npz`` (or ``held_name``): the held-out images
+    (ADM layout), the reference of guidekit compare; ``PREFIX-pca``: a PixelPCA fitted on the training images (a feature space
     no classifier learnt), named in the oracle's card under ``features``. Fails if a held-out image is
     byte-identical to a training image (the reference would not be held out).
     """
@@ -147,7 +147,7 @@ def write_split(weights: Path, prefix: str, train: gk.data.Dataset, held: gk.dat
     fp_file = weights / f"{prefix}-train-fingerprints.npy"
     with open(fp_file, "wb") as fh:
         np.save(fh, train_fp, allow_pickle=False)
-    held_file = weights / f"{prefix}-heldout.npz"
+    held_file = weights / (held_name or f"{prefix}-heldout.npz")
     if not _same_batch(held_file, held_u8, held.labels.numpy()):  # npz bytes carry a time stamp: keep an equal file
         write_sample_batch(held_file, held_u8, held.labels.numpy())
     split = {

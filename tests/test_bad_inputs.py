@@ -529,6 +529,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
         "exists": root / "exists.json",
         "labf": root / "labf.npz",
         "lab8": root / "lab8.npz",
+        "train16": write_sample_batch(root / "train16.npz", to_uint8(load_dataset("mnist16").images[:20])),
     }
 
 
@@ -658,6 +659,20 @@ CLI_CASES: list[tuple[str, list[str], int, str]] = [
      "--fast"], 1, "--fast drives classifier guidance only"),
     ("compare --scaler constant:-1,1 (failed after the reference was computed and --out written)",
      [*COMPARE[:6], "constant:-1,1", *COMPARE[7:-1], "{root}/negative"], 1, "'gamma' must be >= 0.0"),
+    ("compare --target-accuracy 1.5", [*COMPARE, "--target-accuracy", "0.8,1.5"], 1,
+     "--target-accuracy takes distinct accuracies in (0, 1]"),
+    ("compare --target-accuracy with --accuracy-levels", [*COMPARE, "--target-accuracy", "0.8",
+     "--accuracy-levels", "0.5"], 1, "give one of the two"),
+    ("compare --pilot-samples above --num-samples", [*COMPARE, "--target-accuracy", "0.8", "--num-samples", "100",
+     "--pilot-samples", "200"], 1, "--pilot-samples (200) must not exceed --num-samples (100)"),
+    ("compare --baseline that is no method of the run", [*COMPARE, "--target-accuracy", "0.8", "--baseline",
+     "mnist16-classifier-ect/constant"], 1, "is not a method of this run"),
+    ("compare --features without a label", [*COMPARE, "--features", "mnist16-pca"], 1,
+     "--features takes LABEL=EXTRACTOR"),
+    ("compare --features oracle=... (the judge's own space)", [*COMPARE, "--features", "oracle=mnist16-pca"], 1,
+     "is the judge's own"),
+    ("compare --reference holding training images (FD would reward memorisation)",
+     [*COMPARE, "--reference", "{train16}"], 1, "20 of its 20 images are in the training data of the model mnist16-unet"),
 ]
 
 

@@ -102,7 +102,7 @@ def _targets(targets: Sequence[float] | None) -> list[float] | None:
         return None
     out = [float(t) for t in targets]
     if not out or not all(0 < t <= 1 for t in out) or len(set(out)) != len(out):
-        raise InvalidParameterError(f"target accuracies are distinct accuracies in (0, 1] such as 0.8,0.9,0.95, "
+        raise InvalidParameterError(f"--target-accuracy takes distinct accuracies in (0, 1] such as 0.8,0.9,0.95, "
                                     f"got {list(targets)}")
     return sorted(out)
 

@@ -44,7 +44,8 @@ class PixelPCA(ExtractorModule):
 
     @classmethod
     def fit(cls, images: Any, components: int) -> PixelPCA:
-        """Fit on a batch (uint8 NHWC or float NCHW in [-1, 1]): mean pixel and top right singular vectors."""
+        """Fit on a batch (uint8 NHWC or float NCHW in [-1, 1]): the mean pixel and the top eigenvectors of the
+        pixel covariance."""
         x = images_to_float(images, int(images.shape[-1] if _is_uint8(images) else images.shape[1])) / 127.5 - 1.0
         if len(x) <= components:
             raise InvalidParameterError(f"fitting {components} components needs more than {components} images, "
@@ -52,12 +53,14 @@ class PixelPCA(ExtractorModule):
         model = cls(int(x.shape[1]), int(x.shape[-1]), components)
         flat = x.reshape(len(x), -1).double()
         mean = flat.mean(0)
-        _, s, vh = torch.linalg.svd(flat - mean, full_matrices=False)
-        basis = vh[:components]
+        centred = flat - mean
+        variances, vectors = torch.linalg.eigh(centred.T @ centred / (len(flat) - 1))  # ascending
+        basis = vectors.flip(1)[:, :components].T
         basis = basis * torch.where(basis.sum(1, keepdim=True) < 0, -1.0, 1.0)  # a fixed sign per direction
+        top = variances.flip(0)[:components].clamp(min=0)
         model.mean.copy_(mean.float())
         model.basis.copy_(basis.float())
-        model.explained_variance = float((s[:components] ** 2).sum() / (s ** 2).sum())
+        model.explained_variance = float(top.sum() / variances.clamp(min=0).sum())
         return model
 
     def preprocess(self, images: Any) -> torch.Tensor:

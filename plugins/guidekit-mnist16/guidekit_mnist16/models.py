@@ -53,24 +53,4 @@ def load(name: str, path: str | os.PathLike[str] | None = None, *, device: str |
 
 def cards_table() -> str:
     """The cards of all bundled models as a reStructuredText table (docs/bundled_cards.rst)."""
-    rows = [("model", "architecture", "parameters", "training", "held-out accuracy", "trained on, time")]
-    for name in NAMES:
-        c = card(name)
-        metrics = c.get("metrics", {})
-        if "heldout_accuracy_by_t" in metrics:
-            acc = ", ".join(f"t={t}: {a:.3f}" for t, a in metrics["heldout_accuracy_by_t"].items())
-        elif "heldout_accuracy" in metrics:
-            acc = f"clean: {metrics['heldout_accuracy']:.3f}"
-        else:
-            acc = "-"
-        tr = c.get("training", {})
-        what = (f"{tr.get('loss', 'hybrid')} {tr.get('loss_params') or ''}".strip() if "classifier" in name else
-                "hybrid loss" + (f", label dropout {tr['class_dropout']}" if tr.get("class_dropout") else "")) \
-            if "flags" in c else f"CE, {tr.get('epochs')} epochs, ±1 px shifts"
-        steps = f"{c['steps']} steps × {tr['batch_size']}, lr {tr['lr']}, seed {c['seed']}" if "steps" in c else f"seed {c['seed']}"
-        rows.append((f"``{name}``", c["architecture"], f"{c['parameters']:,}", f"{what}; {steps}", acc,
-                     f"{c['trained_on']}, {c['train_seconds']:.0f} s"))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    line = " ".join("=" * w for w in widths)
-    fmt = lambda r: " ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip()  # noqa: E731
-    return "\n".join([line, fmt(rows[0]), line, *map(fmt, rows[1:]), line]) + "\n"
+    return BUNDLE.cards_table(NAMES)
