@@ -76,6 +76,29 @@ class Bundle:
                 card["reference_batch"] = heldout["path"]
         return card
 
+    def components(self, names: tuple[str, ...], summaries: dict[str, str]) -> list[Any]:
+        """``Component`` records of ``names`` (for a plugin's ``guidekit_networks``/``guidekit_extractors``)."""
+        import functools
+
+        from .component import Component
+
+        return [Component(name, functools.partial(self.load, name), summaries[name]) for name in names]
+
+    def hooks(self, networks: tuple[str, ...], extractors: tuple[str, ...],
+              summaries: dict[str, str]) -> tuple[Callable[[], list[Any]], Callable[[], list[Any]]]:
+        """The ``guidekit_networks`` and ``guidekit_extractors`` hook implementations of a plugin's entry point."""
+        from .hookspecs import hookimpl
+
+        @hookimpl
+        def guidekit_networks() -> list[Any]:
+            return self.components(networks, summaries)
+
+        @hookimpl
+        def guidekit_extractors() -> list[Any]:
+            return self.components(extractors, summaries)
+
+        return guidekit_networks, guidekit_extractors
+
     def build(self, info: dict[str, Any]) -> nn.Module:
         """The (untrained) architecture a card describes."""
         if "flags" in info:

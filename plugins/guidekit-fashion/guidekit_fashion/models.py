@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
 
-import torch
 from torch import nn
 
 from guidekit.bundled import Bundle
@@ -16,8 +13,8 @@ WEIGHTS = Path(__file__).resolve().parent / "weights"
 REFERENCE = WEIGHTS / "fashion32-reference.npz"
 NAMES = ("fashion32-unet", "fashion32-unet-cond", "fashion32-classifier-ce", "fashion32-classifier-ect",
          "fashion32-oracle")
-#: feature spaces (extractors) that are not networks
-EXTRACTORS = ("fashion32-pca",)
+#: feature spaces that are not networks
+FEATURES = ("fashion32-pca",)
 SUMMARIES = {
     "fashion32-unet": "unconditional diffusion model of fashion32 (32x32 Fashion-MNIST), ADM UNet, learned sigma",
     "fashion32-unet-cond": "class-conditional diffusion model of fashion32; label 10 is the null label (for CFG)",
@@ -34,22 +31,14 @@ def _adm(flags: str) -> nn.Module:
     return adm.create_model(flags)
 
 
-BUNDLE = Bundle("guidekit-fashion", WEIGHTS, NAMES + EXTRACTORS, _adm, "fashion32-",
+BUNDLE = Bundle("guidekit-fashion", WEIGHTS, NAMES + FEATURES, _adm, "fashion32-",
                 "python scripts/train_fashion32.py {model}")
 
 
-def card(name: str) -> dict[str, Any]:
-    """The model card of a bundled model (a fresh copy)."""
-    return BUNDLE.card(name)
-
-
-def load(name: str, path: str | os.PathLike[str] | None = None, *, device: str | torch.device = "cpu") -> nn.Module:
-    """The bundled model ``name`` in eval mode, weights checked against ``card["sha256"]``.
-
-    ``path`` loads other weights of the same architecture (e.g. your own retrained file) instead;
-    then the sha256 is not checked and the card records the path.
-    """
-    return BUNDLE.load(name, path, device=device)
+#: the model card of a bundled model (a fresh copy)
+card = BUNDLE.card
+#: the bundled model in eval mode, weights checked against card["sha256"] (``path``: other weights of its architecture)
+load = BUNDLE.load
 
 
 def cards_table() -> str:

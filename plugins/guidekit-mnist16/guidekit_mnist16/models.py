@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
 
-import torch
 from torch import nn
 
 from guidekit.bundled import Bundle
@@ -15,8 +12,8 @@ WEIGHTS = Path(__file__).resolve().parent / "weights"
 #: the 500 held-out mnist16 images (Dataset.split(500, seed=0)) as an ADM-layout batch: the FD/KID reference
 REFERENCE = WEIGHTS / "mnist16-heldout.npz"
 NAMES = ("mnist16-unet", "mnist16-unet-cond", "mnist16-classifier-ce", "mnist16-classifier-ect", "mnist16-oracle")
-#: feature spaces (extractors) that are not networks
-EXTRACTORS = ("mnist16-pca",)
+#: feature spaces that are not networks
+FEATURES = ("mnist16-pca",)
 SUMMARIES = {
     "mnist16-unet": "unconditional diffusion model of mnist16 (16x16 digits), ADM UNet, learned sigma",
     "mnist16-unet-cond": "class-conditional diffusion model of mnist16; label 10 is the null label (for CFG)",
@@ -33,24 +30,16 @@ def _adm(flags: str) -> nn.Module:
     return adm.create_model(flags)
 
 
-BUNDLE = Bundle("guidekit-mnist16", WEIGHTS, NAMES + EXTRACTORS, _adm, "mnist16-",
+BUNDLE = Bundle("guidekit-mnist16", WEIGHTS, NAMES + FEATURES, _adm, "mnist16-",
                 "python scripts/train_mnist16.py {model}")
 
 
-def card(name: str) -> dict[str, Any]:
-    """The model card of a bundled model (a fresh copy)."""
-    return BUNDLE.card(name)
-
-
-def load(name: str, path: str | os.PathLike[str] | None = None, *, device: str | torch.device = "cpu") -> nn.Module:
-    """The bundled model ``name`` in eval mode, weights checked against ``card["sha256"]``.
-
-    ``path`` loads other weights of the same architecture (e.g. your own retrained file) instead;
-    then the sha256 is not checked and the card records the path.
-    """
-    return BUNDLE.load(name, path, device=device)
+#: the model card of a bundled model (a fresh copy)
+card = BUNDLE.card
+#: the bundled model in eval mode, weights checked against card["sha256"] (``path``: other weights of its architecture)
+load = BUNDLE.load
 
 
 def cards_table() -> str:
-    """The cards of all bundled models as a reStructuredText table (docs/bundled_cards.rst)."""
+    """The cards of the bundled networks as a reStructuredText table."""
     return BUNDLE.cards_table(NAMES)
