@@ -105,7 +105,7 @@ def metrics(feats: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> dict[st
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             out[f"FD {space}"] = frechet_distance(a.mean, a.cov, b.mean, b.cov)
-        out[f"KID×10³ {space}"] = 1000 * kernel_distance(ref[space], f)
+        out[f"KID {space}"] = kernel_distance(ref[space], f)
     return out
 
 
@@ -157,7 +157,7 @@ def run(name: str, out: Path, samples: int, device: str) -> dict:
                 for kind, cs in curves.items()}
     methods = [f"{r['scaler']} γ={r['params']['gamma']:g}" for r in res.records]
     values = {f"FD {s}": [r["fd"][s] for r in res.records] for s in ("oracle", "pca")}
-    values.update({f"KID×10³ {s}": [1000 * r["kid"][s] for r in res.records] for s in ("oracle", "pca")})
+    values.update({f"KID {s}": [r["kid"][s] for r in res.records] for s in ("oracle", "pca")})
     accuracy = [r["accuracy"] for r in res.records]
     taus = {f"{a} vs {b}": kendall_tau(values[a], values[b]) for a, b in itertools.combinations(values, 2)}
     report = {"dataset": name, "n": n, "reference": "held-out half B", "reference_size": len(b_idx),
@@ -213,22 +213,29 @@ def section(report: dict) -> str:
              "### (a) Real images against the floor", "", "| images | " + " | ".join(keys) + " |",
              "|---|" + "---|" * len(keys)]
     for row, m in report["floor"].items():
-        lines.append(f"| {row} | " + " | ".join(f"{m[k]:.3f}" for k in keys) + " |")
+        lines.append(f"| {row} | " + " | ".join(f"{m[k]:.4g}" for k in keys) + " |")
+    floor, train = report["floor"]["real held-out (A)"], report["floor"]["real training images"]
+    samples = next(v for k, v in report["floor"].items() if k.startswith("unguided"))
+    lines += ["", "Training images minus held-out images (what the judge's having seen them adds), and unguided "
+              "samples minus held-out images: " + "; ".join(
+                  f"{k}: {train[k] - floor[k]:+.4g} and {samples[k] - floor[k]:+.4g}" for k in keys) + "."]
     lines += ["", "### (b) Graded corruptions of held-out half A", ""]
     for kind, c in report["corruptions"].items():
         lines += [f"{kind}, levels {c['levels']}:", "", "| metric | " + " | ".join(f"{lv:g}" for lv in c["levels"])
                   + " | monotone |", "|---|" + "---|" * (len(c["levels"]) + 1)]
         for k in keys:
-            lines.append(f"| {k} | " + " | ".join(f"{m[k]:.3f}" for m in c["metrics"]) + " | "
+            lines.append(f"| {k} | " + " | ".join(f"{m[k]:.4g}" for m in c["metrics"]) + " | "
                          + ("yes" if report["monotone"][kind][k] else "**no**") + " |")
         lines.append("")
+    bad = [f"{k} under {kind}" for kind, m in report["monotone"].items() for k, ok in m.items() if not ok]
+    lines += ["Not monotone: " + (", ".join(bad) if bad else "none") + ".", ""]
     r = report["ranking"]
     lines += ["### (c) Ranking of the compare grid", "",
               f"`guidekit compare` (CE classifier, DDIM-25, seed 0, {r['samples']} samples per method; cached in "
               f"`{name}/compare/`), each metric against the full held-out reference:", "",
               "| method | accuracy | " + " | ".join(r["values"]) + " |", "|---|---|" + "---|" * len(r["values"])]
     for i, m in enumerate(r["methods"]):
-        lines.append(f"| {m} | {r['accuracy'][i]:.3f} | " + " | ".join(f"{v[i]:.3f}" for v in r["values"].values())
+        lines.append(f"| {m} | {r['accuracy'][i]:.3f} | " + " | ".join(f"{v[i]:.4g}" for v in r["values"].values())
                      + " |")
     lines += ["", "Kendall's τ between the metrics' orders of these methods (1: the same order):", "",
               "| metrics | τ |", "|---|---|"] + [f"| {k} | {t:+.2f} |" for k, t in r["kendall_tau"].items()]

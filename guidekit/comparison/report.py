@@ -21,8 +21,8 @@ from .matched import (
 from .paired import resolved
 from .plots import features_of
 
-#: how each metric is shown in the tables (KID is small: shown ×10³)
-SHOWN = {"fd": ("FD", 1.0), "kid": ("KID×10³", 1000.0)}
+#: how each metric is shown in the tables (name, factor)
+SHOWN = {"fd": ("FD", 1.0), "kid": ("KID", 1.0)}
 
 
 def _scaled(records: Sequence[dict[str, Any]], metric: str, factor: float) -> list[dict[str, Any]]:
