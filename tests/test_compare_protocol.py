@@ -349,3 +349,21 @@ def test_bundled_mnist16_compare_uses_the_held_out_reference_and_refuses_the_ful
     with pytest.raises(ReferenceOverlapError, match="training data of the model mnist16-unet.*judge mnist16-oracle"):
         compare("mnist16-unet", ["mnist16-classifier-ce"], ["constant:1"], out=tmp_path / "b", reference_batch=full,
                 **kw)
+
+
+def test_compare_plot_pairs_target_runs_like_one_run(setting, tmp_path):
+    """Two target-accuracy runs merged by compare-plot give the paired rows of one run holding both methods
+    (the same cached computations, the same bootstrap indices per seed)."""
+    from guidekit.cli import main
+
+    targets = ["--target-accuracy", "0.6", "--pilot-samples", "10", "--bisect-steps", "2"]
+    assert main(argv(setting, tmp_path / "both", "--scaler", "constant", "--scaler", "entropy", *targets)) == 0
+    assert main(argv(setting, tmp_path / "c", "--scaler", "constant", *targets)) == 0
+    assert main(argv(setting, tmp_path / "e", "--scaler", "entropy", *targets)) == 0
+    assert main(["compare-plot", str(tmp_path / "c"), str(tmp_path / "e"), "--bootstrap", "200", "--no-plots",
+                 "--out", str(tmp_path / "m")]) == 0
+    both = json.loads((tmp_path / "both" / "paired.json").read_text())
+    merged = json.loads((tmp_path / "m" / "paired.json").read_text())
+    assert merged == both and len(both["rows"]) == 2  # entropy vs constant at 0.6, in oracle and pca features
+    assert main(["compare-plot", str(tmp_path / "c"), str(tmp_path / "e"), "--baseline", "x/constant", "--no-plots",
+                 "--out", str(tmp_path / "n")]) == 1
