@@ -44,6 +44,9 @@ def test_bisection_brackets_then_halves_on_a_monotone_accuracy():
     # a tolerance stops early; the γ returned is the evaluated one closest to the target
     early = find_strength(acc, 0.8, steps=8, tolerance=0.06)
     assert [g for g, _ in early.iterations] == [0.0, 1.0, 2.0, 4.0, 3.0] and early.value == 3.0
+    # an accuracy exactly at the tolerance stops too (0.8 - 0.79 is 0.010000000000000009 in floats)
+    steps = {0.0: 0.11, 1.0: 0.615, 2.0: 0.84, 1.5: 0.745, 1.75: 0.79, 1.875: 0.83}
+    assert [g for g, _ in find_strength(steps.__getitem__, 0.8, tolerance=0.01).iterations] == [0, 1, 2, 1.5, 1.75]
 
 
 def test_bisection_ends_and_corner_cases():

@@ -75,7 +75,7 @@ def find_strength(evaluate: Callable[[float], float | None], target: float, ladd
     if lo is not None:
         acc_lo, acc_hi = bracket
         for _ in range(steps):
-            if min(target - acc_lo, acc_hi - target) <= tolerance:
+            if min(target - acc_lo, acc_hi - target) <= tolerance + 1e-9:  # accuracies are k/n: no round-off misses
                 break
             mid = _round((lo + hi) / 2)
             if mid in (lo, hi):
