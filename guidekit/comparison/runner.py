@@ -323,6 +323,8 @@ def measure(ctx: Context, feats: dict[str, np.ndarray]) -> dict[str, Any]:
 
 
 def _store(ctx: Context, key: str, spec: dict[str, Any], result: dict[str, Any], feats: dict[str, np.ndarray]) -> None:
+    for stale in ctx.out.glob(f"cells/{key}.[mb]-*"):  # metrics and bootstraps of features computed before
+        stale.unlink()
     with atomic_write(features_path(ctx, key)) as fh:  # the features first: a cell's .json implies its .npz
         np.savez_compressed(fh, **feats)
     with atomic_write(cell_path(ctx, key), "w") as fh:
