@@ -370,3 +370,21 @@ def test_compare_plot_pairs_target_runs_like_one_run(setting, tmp_path):
     assert merged == both and len(both["rows"]) == 2  # entropy vs constant at 0.6, in oracle and pca features
     assert main(["compare-plot", str(tmp_path / "c"), str(tmp_path / "e"), "--baseline", "x/constant", "--no-plots",
                  "--out", str(tmp_path / "n")]) == 1
+
+
+def test_pixel_pca_and_fingerprints_refuse_what_they_cannot_read():
+    from guidekit.extractors.pca import PixelPCA
+
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, size=(40, 8, 8, 1), dtype=np.uint8)
+    pca = PixelPCA.fit(images, 5)
+    assert pca.extract(images)["pool"].shape == (40, 5) and 0 < pca.explained_variance < 1
+    assert torch.allclose(pca.basis @ pca.basis.T, torch.eye(5), atol=1e-5)  # orthonormal directions
+    with pytest.raises(InvalidParameterError, match="fitted on 8×8 images"):
+        pca.extract(rng.integers(0, 256, size=(2, 16, 16, 1), dtype=np.uint8))
+    with pytest.raises(InvalidParameterError, match="more than 5 images"):
+        PixelPCA.fit(images[:5], 5)
+    with pytest.raises(ValueError, match="uint8"):
+        fingerprints(images.astype(np.float32))
+    same = fingerprints(images)
+    assert same.dtype == np.uint64 and len(np.unique(same)) == 40 and np.array_equal(same, fingerprints(images.copy()))
