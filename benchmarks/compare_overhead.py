@@ -3,8 +3,8 @@
 A small random ADM UNet (16×16, about 1M parameters) and classifier, a random SmallCNN judge and a
 random reference. One guided cell of ``--num-samples`` at ddim25 is timed two ways: plain
 ``gk.sample`` with guidance (what any comparison must pay), and the runner's ``compute`` (the same
-sampling plus the trace, judge features, FD, precision/recall and vanishing points). Prints both
-and their ratio.
+sampling plus the trace, judge features, and then FD, KID, precision/recall from the stored features).
+Prints both and their ratio.
 
     python benchmarks/compare_overhead.py --num-samples 200
 """
@@ -36,7 +36,7 @@ def main() -> None:
 
     from guidekit.comparison import runner
     from guidekit.comparison.grid import Cell
-    from guidekit.comparison.reference import ReferenceStats
+    from guidekit.comparison.reference import SpaceStats
     from guidekit.extractors.small import SmallCNN
     from guidekit.metrics.precision_recall import manifold_radii
 
@@ -54,8 +54,7 @@ def main() -> None:
     diff = gk.GaussianDiffusion.create(steps=1000, schedule="linear", learn_sigma=True, respacing=args.respacing)
     sampler = gk.create("sampler", "ddim")
     ref_pool = np.random.default_rng(0).normal(size=(2000, 32)).astype(np.float32)
-    ref = ReferenceStats(ref_pool.mean(0), np.cov(ref_pool, rowvar=False), ref_pool,
-                         manifold_radii(ref_pool, 3).numpy(), None)
+    ref = SpaceStats(ref_pool.mean(0), np.cov(ref_pool, rowvar=False), ref_pool, manifold_radii(ref_pool, 3).numpy())
     n = args.num_samples
     y = torch.arange(n) % 10
 
@@ -66,11 +65,12 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         ctx = runner.Context(out=Path(tmp), manifest={}, model=unet, diffusion=diff, sampler=sampler,
-                             classifiers={"clf": clf}, classifier_ids={}, judge=judge, reference=ref,
+                             classifiers={"clf": clf}, classifier_ids={}, judge=judge, spaces={"oracle": judge},
                              shape=(3, 16, 16), num_classes=10, num_samples=n, batch_size=500,
-                             device=torch.device("cpu"))
+                             device=torch.device("cpu"), reference={"oracle": ref})
         t0 = time.perf_counter()
-        runner.compute(ctx, Cell("clf", "constant", {"gamma": 2.0}, 0), 0)
+        _, feats = runner.compute(ctx, Cell("clf", "constant", {"gamma": 2.0}, 0), 0)
+        runner.measure(ctx, feats)
         cell = time.perf_counter() - t0
     print(f"UNet {params / 1e6:.2f}M parameters, {n} samples, {args.respacing}, torch threads {torch.get_num_threads()}")
     print(f"{'gk.sample (guided)':<28}{plain:8.2f} s")

@@ -171,7 +171,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 class Reference:
-    """Oracle features of the real mnist16 images: FD statistics and the precision/recall set."""
+    """Oracle features of the held-out mnist16 images (``card["reference_batch"]``: no model trained on them):
+    FD statistics and the precision/recall set."""
 
     def __init__(self, feats: np.ndarray) -> None:
         stats = FeatureStats().update(feats)
@@ -205,7 +206,7 @@ def _print_table(rows: dict[str, dict[str, Any]]) -> None:
         print(f"{name:<22} {r['accuracy']:>10.3f} {r['fd']:>8.2f} {r['precision']:>9.3f} {r['recall']:>7.3f} "
               f"{vanished:>8} {r['seconds']:>8.1f}")
     print("oracle acc: the clean-image oracle agrees with the requested class; FD: Fréchet distance to the real "
-          "digits on oracle features (lower is closer); vanished: share of samples whose guidance fell below 10% "
+          "held-out digits on oracle features (lower is closer); vanished: share of samples whose guidance fell below 10% "
           "of its peak before the end\n")
 
 

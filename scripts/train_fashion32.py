@@ -3,12 +3,16 @@
     apt-get install dataset-fashion-mnist              # Debian's Fashion-MNIST (70,000 28x28 images, MIT)
     python scripts/train_fashion32.py unet             # or unet-cond, classifier-ce, classifier-ect, oracle, reference
     python scripts/train_fashion32.py unet --resume    # continue after a kill (checkpoints in runs/fashion32/)
+    python scripts/train_fashion32.py split            # after training: fingerprints, PCA, the cards' split
 
 Every model trains on the 60,000 training images (28x28, /255, zero-padded by 2 px to 32x32, x*2-1). The
 10,000 test images are never trained on: ``reference`` writes 2,000 of them (seeded choice) as the held-out
 reference batch for FD/KID/precision/recall, and the oracle's accuracy is measured on the other 8,000.
 Weights go to plugins/guidekit-fashion/guidekit_fashion/weights/ as NAME.safetensors (EMA weights) with NAME.json.
-The data is read at training time only; nothing here runs when guidekit is used.
+``split`` (after ``reference``) writes the training images' fingerprints (fashion32-train-fingerprints.npy)
+and the pixel PCA fitted on them (fashion32-pca), and records both, with the reference, in every card's
+``split`` (scripts/train_mnist16.py ``write_split``). The data is read at training time only; nothing here
+runs when guidekit is used.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pathlib import Path
 import guidekit_adm as adm
 import numpy as np
 import torch
-from train_mnist16 import noisy_accuracy, sha256, store, train_oracle
+from train_mnist16 import noisy_accuracy, recorded_split, sha256, store, train_oracle, write_split
 
 import guidekit as gk
 
@@ -35,6 +39,7 @@ RUNS = ROOT / "runs" / "fashion32"
 SOURCE = Path("/usr/share/datasets/fashion-mnist")
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 PREPROCESSING = "uint8 28x28 / 255, zero-pad 2 px on every side to 32x32, then x*2-1"
+DATA = "fashion-mnist (Debian dataset-fashion-mnist 0.0~git20200523.55506a9-1)"
 REFERENCE_SIZE, REFERENCE_SEED = 2000, 0
 DIFFUSION = {"steps": 1000, "schedule": "linear", "learn_sigma": True}
 UNET_FLAGS = ("--image_size 32 --in_channels 1 --num_channels 32 --num_res_blocks 1 --channel_mult 1,2,2,2 "
@@ -51,7 +56,11 @@ MODELS = {
                                                                loss_params={"eta": 0.2})),
     "oracle": dict(flags="", config=dict(epochs=8, batch_size=64, lr=2e-3, seed=3, width=64)),
     "reference": dict(flags="", config={}),
+    "split": dict(flags="", config={}),
 }
+NAMES = ("unet", "unet-cond", "classifier-ce", "classifier-ect", "oracle")
+SPLIT = ("60000 training images (the Fashion-MNIST training set); held out: 2000 of the 10000 test images "
+         f"(torch.randperm seed {REFERENCE_SEED}, the reference), the oracle's accuracy on the other 8000")
 
 
 def read_idx(name: str) -> np.ndarray:
@@ -103,12 +112,18 @@ def main() -> int:
                                  reference.labels.numpy())
         print(f"wrote {out} ({len(reference)} held-out test images, sha256 {hashlib.sha256(out.read_bytes()).hexdigest()})")
         return 0
+    if args.model == "split":
+        write_split(WEIGHTS, "fashion32", train, reference, [f"fashion32-{n}" for n in NAMES], SPLIT,
+                    {"data": DATA, "preprocessing": PREPROCESSING, "class_names": list(CLASS_NAMES)}, args,
+                    held_name="fashion32-reference.npz")
+        return 0
     name = f"fashion32-{args.model}"
     start = time.time()
     card: dict = {
         "name": name,
-        "data": "fashion-mnist (Debian dataset-fashion-mnist 0.0~git20200523.55506a9-1)",
+        "data": DATA,
         "preprocessing": PREPROCESSING,
+        "split": recorded_split(WEIGHTS, "fashion32", SPLIT),
         "class_names": list(CLASS_NAMES),
         "command": "python scripts/train_fashion32.py " + " ".join(sys.argv[1:]),
         "guidekit_version": gk.__version__,
@@ -120,6 +135,8 @@ def main() -> int:
         metrics = {"test_accuracy_8000": metrics["heldout_accuracy"]}
         card.update(architecture="guidekit SmallCNN (clean images; not an ADM network)", arch=dict(model.config),
                     training=spec["config"], seed=spec["config"]["seed"], metrics=metrics)
+        if isinstance(card["split"], dict):
+            card["features"] = {"pca": "fashion32-pca"}
         state = model.state_dict()
     else:
         config = gk.TrainConfig(**spec["config"], log_every=50, save_every=250)

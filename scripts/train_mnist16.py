@@ -2,10 +2,14 @@
 
     python scripts/train_mnist16.py unet            # or unet-cond, classifier-ce, classifier-ect, oracle
     python scripts/train_mnist16.py unet --resume   # continue after a kill (checkpoints in runs/mnist16/)
+    python scripts/train_mnist16.py split           # after training: the split files, the PCA, the cards' split
 
 Each model trains on the 4,500-image training split of mnist16 (seed 0; the other 500 are held out
 for the accuracies in the cards) and is written to plugins/guidekit-mnist16/guidekit_mnist16/weights/
-as NAME.safetensors (EMA weights) with NAME.json (its card).
+as NAME.safetensors (EMA weights) with NAME.json (its card). ``split`` writes the training images'
+fingerprints (mnist16-train-fingerprints.npy), the 500 held-out images (mnist16-heldout.npz, the
+FD/KID reference), the pixel PCA fitted on the training images (mnist16-pca), and records all three
+with their sha256 in every card's ``split`` (see :func:`write_split`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import time
 from pathlib import Path
 
 import guidekit_adm as adm
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -44,8 +49,10 @@ MODELS = {
     "classifier-ect": dict(flags=CLASSIFIER_FLAGS, config=dict(steps=2000, batch_size=64, lr=3e-4, seed=2, loss="ect",
                                                                loss_params={"eta": 0.2})),
     "oracle": dict(flags="", config=dict(epochs=30, batch_size=64, lr=2e-3, seed=3, width=64)),
-    "reference": dict(flags="", config={}),
+    "split": dict(flags="", config={}),
 }
+NAMES = ("unet", "unet-cond", "classifier-ce", "classifier-ect", "oracle")
+PCA_COMPONENTS = 32
 NOISE_LEVELS = (0, 100, 250, 500, 750, 999)
 
 
@@ -100,6 +107,85 @@ def train_oracle(train: gk.data.Dataset, held: gk.data.Dataset, cfg: dict) -> tu
     return model, {"heldout_accuracy": acc}
 
 
+def split_description(train_count: int) -> str:
+    return f"{train_count} training images; {HOLDOUT} held out (Dataset.split(holdout={HOLDOUT}, seed={SPLIT_SEED}))"
+
+
+def _same_batch(path: Path, images: np.ndarray, labels: np.ndarray) -> bool:
+    if not path.is_file():
+        return False
+    with np.load(path, allow_pickle=False) as d:
+        return np.array_equal(d["arr_0"], images) and np.array_equal(d["arr_1"], labels)
+
+
+def recorded_split(weights: Path, prefix: str, description: str) -> dict | str:
+    """The split that ``split`` recorded (from the PCA's card), for the card of a model trained after it."""
+    pca_card = weights / f"{prefix}-pca.json"
+    return json.loads(pca_card.read_text())["split"] if pca_card.is_file() else description
+
+
+def write_split(weights: Path, prefix: str, train: gk.data.Dataset, held: gk.data.Dataset, names: list[str],
+                description: str, about: dict, args: argparse.Namespace, held_name: str | None = None) -> None:
+    """The files that record a bundled set's split, and each card's ``split`` naming them with their sha256.
+
+    ``PREFIX-train-fingerprints.npy``: one uint64 per training image (guidekit.comparison.split.fingerprints
+    of its uint8 bytes, in training order); ``PREFIX-heldout.npz`` (or ``held_name``): the held-out images
+    (ADM layout), the reference of guidekit compare; ``PREFIX-pca``: a PixelPCA fitted on the training images (a feature space
+    no classifier learnt), named in the oracle's card under ``features``. Fails if a held-out image is
+    byte-identical to a training image (the reference would not be held out).
+    """
+    from guidekit.comparison.split import fingerprints
+    from guidekit.extractors.pca import PixelPCA
+    from guidekit.io import to_uint8, write_sample_batch
+
+    start = time.time()
+    train_u8, held_u8 = to_uint8(train.images).numpy(), to_uint8(held.images).numpy()
+    train_fp, held_fp = fingerprints(train_u8), fingerprints(held_u8)
+    shared = int(np.isin(held_fp, train_fp).sum())
+    if shared:
+        sys.exit(f"{shared} held-out images are byte-identical to training images; the split is not held out")
+    fp_file = weights / f"{prefix}-train-fingerprints.npy"
+    with open(fp_file, "wb") as fh:
+        np.save(fh, train_fp, allow_pickle=False)
+    held_file = weights / (held_name or f"{prefix}-heldout.npz")
+    if not _same_batch(held_file, held_u8, held.labels.numpy()):  # npz bytes carry a time stamp: keep an equal file
+        write_sample_batch(held_file, held_u8, held.labels.numpy())
+    split = {
+        "description": description,
+        "command": "python scripts/" + Path(sys.argv[0]).name + " " + " ".join(sys.argv[1:]),
+        "train": {"file": fp_file.name, "sha256": sha256(fp_file), "count": len(train_fp),
+                  "fingerprint": "first 8 bytes (little-endian uint64) of the sha256 of each training image's uint8 "
+                                 "HxWxC bytes as guidekit.io.to_uint8 makes them, in training order"},
+        "heldout": {"file": held_file.name, "sha256": sha256(held_file), "count": len(held_fp)},
+    }
+    pca = PixelPCA.fit(train_u8, PCA_COMPONENTS)
+    pca_name = f"{prefix}-pca"
+    pca_card = {
+        "name": pca_name, **about, "split": split, "command": split["command"],
+        "guidekit_version": gk.__version__, "torch_version": torch.__version__,
+        "trained_on": args.trained_on or f"{platform.processor() or platform.machine()} CPU",
+        "architecture": "guidekit PixelPCA (pixels in [-1, 1], centred, projected on the top principal directions "
+                        "of the training images; knows no classes)",
+        "pca": dict(pca.config), "metrics": {"explained_variance": round(pca.explained_variance, 4)},
+        "parameters": sum(v.numel() for v in pca.state_dict().values()), "seed": None,
+        "train_seconds": round(time.time() - start, 1), "stored_dtype": "float32",
+    }
+    out = export_weights(pca.state_dict(), weights / f"{pca_name}.safetensors")
+    pca_card["sha256"] = sha256(out)
+    (weights / f"{pca_name}.json").write_text(json.dumps(pca_card, indent=1) + "\n")
+    for name in names:
+        path = weights / f"{name}.json"
+        if not path.is_file():
+            print(f"{path.name} is not trained yet: its card gets the split when it is (rerun split then)")
+            continue
+        card = json.loads(path.read_text())
+        card["split"] = split
+        if "arch" in card:  # the oracle: the feature spaces judged beside its own
+            card["features"] = {"pca": pca_name}
+        path.write_text(json.dumps(card, indent=1) + "\n")
+    print(json.dumps(split, indent=1))
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", choices=list(MODELS))
@@ -111,12 +197,9 @@ def main() -> int:
     data = load_dataset("mnist16")
     train, held = data.split(HOLDOUT, seed=SPLIT_SEED)
     spec = MODELS[args.model]
-    if args.model == "reference":
-        # all 5,000 images as an ADM-layout batch (uint8 NHWC, as samples are saved), for FD/precision/recall
-        from guidekit.io import to_uint8, write_sample_batch
-
-        out = write_sample_batch(WEIGHTS / "mnist16-reference.npz", to_uint8(data.images).numpy(), data.labels.numpy())
-        print(f"wrote {out}")
+    if args.model == "split":
+        write_split(WEIGHTS, "mnist16", train, held, [f"mnist16-{n}" for n in NAMES], split_description(len(train)),
+                    {"data": "mnist16", "preprocessing": data.preprocessing}, args)
         return 0
     name = f"mnist16-{args.model}"
     start = time.time()
@@ -124,7 +207,7 @@ def main() -> int:
         "name": name,
         "data": "mnist16",
         "preprocessing": data.preprocessing,
-        "split": f"{len(train)} training images; {HOLDOUT} held out (Dataset.split(holdout={HOLDOUT}, seed={SPLIT_SEED}))",
+        "split": recorded_split(WEIGHTS, "mnist16", split_description(len(train))),
         "command": "python scripts/train_mnist16.py " + " ".join(sys.argv[1:]),
         "guidekit_version": gk.__version__,
         "torch_version": torch.__version__,
@@ -134,6 +217,8 @@ def main() -> int:
         model, metrics = train_oracle(train, held, spec["config"])
         card.update(architecture="guidekit SmallCNN (clean images; not an ADM network)", arch=dict(model.config),
                     training=spec["config"], seed=spec["config"]["seed"], metrics=metrics)
+        if isinstance(card["split"], dict):
+            card["features"] = {"pca": "mnist16-pca"}
         state = model.state_dict()
     else:
         config = gk.TrainConfig(**spec["config"], log_every=50, save_every=250)

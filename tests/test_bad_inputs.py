@@ -778,6 +778,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
         "labf": root / "labf.npz",
         "lab8": root / "lab8.npz",
         "run": root / "run",
+        "train16": write_sample_batch(root / "train16.npz", to_uint8(load_dataset("mnist16").images[:20])),
     }
 
 
@@ -931,6 +932,20 @@ CLI_CASES: list[tuple[str, list[str], int, str]] = [
      UNET8, "--model-param", "dropout=abc", *TRAIN], 1, "dropout='abc' is not a number"),
     ("sample --model RUN/model.safetensors (hint: give the weights as --model-path)", ["sample", "--model",
      "{run}/model.safetensors", "--out", "{root}/o"], 1, "name the folder itself"),
+    ("compare --target-accuracy 1.5", [*COMPARE, "--target-accuracy", "0.8,1.5"], 1,
+     "--target-accuracy takes distinct accuracies in (0, 1]"),
+    ("compare --target-accuracy with --accuracy-levels", [*COMPARE, "--target-accuracy", "0.8",
+     "--accuracy-levels", "0.5"], 1, "give one of the two"),
+    ("compare --pilot-samples above --num-samples", [*COMPARE, "--target-accuracy", "0.8", "--num-samples", "100",
+     "--pilot-samples", "200"], 1, "--pilot-samples (200) must not exceed --num-samples (100)"),
+    ("compare --baseline that is no method of the run", [*COMPARE, "--target-accuracy", "0.8", "--baseline",
+     "mnist16-classifier-ect/constant"], 1, "is not a method of this run"),
+    ("compare --features without a label", [*COMPARE, "--features", "mnist16-pca"], 1,
+     "--features takes LABEL=EXTRACTOR"),
+    ("compare --features oracle=... (the judge's own space)", [*COMPARE, "--features", "oracle=mnist16-pca"], 1,
+     "is the judge's own"),
+    ("compare --reference holding training images (FD would reward memorisation)",
+     [*COMPARE, "--reference", "{train16}"], 1, "20 of its 20 images are in the training data of the model mnist16-unet"),
 ]
 
 

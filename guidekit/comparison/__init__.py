@@ -1,18 +1,22 @@
-"""``gk.compare``: guidance strategies side by side on the accuracy–FD frontier, with paired seeds.
+"""``gk.compare``: guidance strategies side by side at matched accuracy, with paired seeds.
 
 A scaler that raises the effective scale (EDS: s ≥ γ) wins any single-γ comparison on accuracy and
-loses on diversity; so every method is swept over γ and compared at *matched accuracy* (FD interpolated
-along its γ curve), with the same initial and per-step noise and the same labels for the same sample
-index in every cell. Any guidance kind can be swept (``guidance="classifier-free"`` with a
-class-conditional model, its scale w swept as γ); several runs go on one frontier with
-:func:`guidekit.comparison.merge.merge_runs`. See :mod:`guidekit.comparison.runner` for the cache layout.
+loses on diversity; so methods are compared at the *same judge accuracy*: with ``targets`` (CLI
+``--target-accuracy``) the γ reaching each target is found by bisection for every method and seed
+and the metrics are measured there; with a γ grid the metrics are interpolated along each γ curve.
+The same initial and per-step noise and the same labels are used for the same sample index in
+every cell, so differences against a baseline are paired (``paired.json``: mean ± std over seeds,
+bootstrap CI over samples, sign count). FD and KID are measured in the judge's features and in
+feature spaces that learnt no classes (a pixel PCA for the bundled data sets), against a held-out
+reference identified by its content and checked against the training splits the cards record.
+Any guidance kind can be swept (``guidance="classifier-free"`` with a class-conditional model, its
+scale w swept as γ); several runs go on one frontier with :func:`guidekit.comparison.merge.merge_runs`.
+See :mod:`guidekit.comparison.runner` for the cache layout.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import sys
 from collections.abc import Mapping, Sequence
@@ -20,16 +24,21 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import numpy as np
 import torch
 
 from ..errors import InvalidParameterError
 from ..io import atomic_write
 from . import models, reference
+from .features import feature_spaces, identity
 from .grid import Cell, build_cells, build_sweeps, canonical
-from .matched import default_levels, matched_table, method_of, sweep_value, to_markdown
-from .runner import Context, Row, check_manifest, record_of, run_cells
+from .matched import method_name, method_of, sweep_value
+from .paired import REPLICATES, bootstrap_fd, draws, paired_rows
+from .report import write_outputs
+from .runner import Context, Row, check_manifest, load_features, record_of, run_cells
+from .split import OVERRIDE_FLAG, ReferenceOverlapError, check_reference, sha256_file
 
-__all__ = ["CompareResult", "compare", "Cell"]
+__all__ = ["CompareResult", "compare", "Cell", "ReferenceOverlapError", "cell_bootstrap", "write_outputs"]
 
 
 @attrs.frozen(eq=False)
@@ -41,17 +50,14 @@ class CompareResult:
     levels: list[float]
     table: str
     out: Path
+    paired: dict[str, Any] | None = None
 
 
 def _file_id(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise InvalidParameterError(f"{str(p)!r} does not exist")
-    digest = hashlib.sha256()
-    with open(p, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return {"path": str(p.resolve()), "sha256": digest.hexdigest()}
+    return {"path": str(p.resolve()), "sha256": sha256_file(p)}
 
 
 def _net_id(name: str, path: str | Path | None, net: Any) -> dict[str, Any]:
@@ -94,36 +100,53 @@ def _classifier_labels(names: Sequence[str], paths: Sequence[str | Path | None])
     return labels
 
 
-def write_outputs(out: Path, records: list[dict[str, Any]], profiles: dict[tuple[str, str], list[tuple[float, dict]]],
-                  levels: Sequence[float] | None, plots: bool) -> tuple[list[float], str]:
-    """results.json, results.csv, matched_accuracy.md, and the plots (vanishing.png when some method has
-    a guidance gradient whose vanishing point is measured)."""
-    with atomic_write(out / "results.json", "w") as fh:
-        json.dump({"records": records}, fh, indent=1)
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["classifier", "scaler", "params", "seed", "accuracy", "fd", "precision", "recall", "seconds",
-                     "vanishing_median_t", "vanishing_fraction", "shared", "guidance", "guidance_params", "run"])
-    for r in records:
-        v = r.get("vanishing") or {}
-        writer.writerow([r["classifier"], r["scaler"], json.dumps(r["params"], sort_keys=True), r["seed"], r["accuracy"],
-                         r["fd"], r["precision"], r["recall"], r["seconds"], v.get("median_t"), v.get("fraction"),
-                         r.get("shared", ""), r.get("guidance", "classifier"),
-                         json.dumps(r.get("guidance_params") or {}, sort_keys=True), r.get("run", "")])
-    with atomic_write(out / "results.csv", "w") as fh:
-        fh.write(buf.getvalue())
-    levels = list(levels) if levels is not None else default_levels(records)
-    table = to_markdown(matched_table(records, levels), levels)
-    with atomic_write(out / "matched_accuracy.md", "w") as fh:
-        fh.write("FD at matched judge accuracy (linear interpolation along each method's γ curve; mean ± std "
-                 "over seeds; n = seeds whose curve reaches the level), and each method's best mean FD.\n\n" + table)
-    if plots:
-        from .plots import plot_frontier, plot_vanishing
+def _targets(targets: Sequence[float] | None) -> list[float] | None:
+    if targets is None:
+        return None
+    out = [float(t) for t in targets]
+    if not out or not all(0 < t <= 1 for t in out) or len(set(out)) != len(out):
+        raise InvalidParameterError(f"--target-accuracy takes distinct accuracies in (0, 1] such as 0.8,0.9,0.95, "
+                                    f"got {list(targets)}")
+    return sorted(out)
 
-        plot_frontier(records, out / "frontier.png")
-        if any(r.get("vanishing") for r in records):
-            plot_vanishing(records, profiles, out / "vanishing.png")
-    return levels, table
+
+def _reference_id(source: reference.Source, spaces: Mapping[str, Any], k: int, pr_limit: int) -> str:
+    key = canonical({"reference": source.sha256, "spaces": {label: sp.ident for label, sp in spaces.items()},
+                     "k": k, "pr_limit": pr_limit})
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _check_overlap(source: reference.Source, roles: list[tuple[str, Any]], allow: bool) -> dict[str, int]:
+    """Training images of any carded network or feature space in the reference: refused unless ``allow``."""
+    cards = [(role, card) for role, card in roles if isinstance(card, dict) and isinstance(card.get("split"), dict)]
+    if not cards:
+        return {}
+    where = f"the reference {source.path or source.dataset}"
+    found = check_reference(reference.reference_fingerprints(source), cards, allow=allow, where=where)
+    if any(found.values()):  # allowed: said here and recorded in results.json
+        print(f"guidekit compare: warning: {where} overlaps training data ({found}); measured anyway "
+              f"({OVERRIDE_FLAG})", file=sys.stderr)
+    return found
+
+
+def cell_bootstrap(out: Path, record: dict[str, Any], feature: str, reference_id: str, ref: Any,
+                   replicates: int) -> np.ndarray:
+    """The bootstrap FD replicates of a record's cell in run folder ``out`` (:mod:`.paired`), cached beside it."""
+    key = record["cell"]
+    path = out / "cells" / f"{key}.b-{reference_id}-{feature}-{replicates}.npy"
+    if path.is_file():
+        return np.load(path, allow_pickle=False)
+    feats = load_features(out / "cells" / f"{key}.npz")[feature]
+    values = bootstrap_fd(feats, ref.mu, ref.sigma, draws(len(feats), replicates, record["seed"]))
+    with atomic_write(path) as fh:
+        np.save(fh, values, allow_pickle=False)
+    return values
+
+
+def _bootstrap(ctx: Context, replicates: int) -> Any:
+    """``boot(record, feature)`` of this run (see :func:`cell_bootstrap`)."""
+    return lambda record, feature: cell_bootstrap(ctx.out, record, feature, ctx.reference_id,
+                                                  ctx.reference[feature], replicates)
 
 
 def compare(
@@ -145,6 +168,14 @@ def compare(
     judge: str = "mnist16-oracle",
     judge_weights: str | Path | None = None,
     reference_batch: str | Path | None = None,
+    features: Sequence[str] | Mapping[str, Any] | None = None,
+    allow_reference_overlap: bool = False,
+    targets: Sequence[float] | None = None,
+    pilot_samples: int = 200,
+    bisect_steps: int = 6,
+    tolerance: float = 0.01,
+    baseline: str | None = None,
+    bootstrap: int = REPLICATES,
     batch_size: int = 500,
     device: str | torch.device = "auto",
     k: int = 3,
@@ -157,27 +188,44 @@ def compare(
     show_progress: bool = True,
     clip_denoised: bool = True,
 ) -> CompareResult:
-    """Sweep every (classifier, scaler, params, seed) cell and write the comparison into ``out``.
+    """Compare guidance methods at matched judge accuracy and write the comparison into ``out``.
 
-    ``scalers``: ``["constant:0,1,2", "entropy:0,0.5,1"]`` (or ``{"constant": [0, 1, 2]}``);
-    ``scaler_params``: ``["interval.end=700"]``; ``classifier_paths`` in the order of ``classifiers``.
-    ``guidance``: a registered guidance (default ``classifier``); one without a classifier
-    (``classifier-free``, ``cfg-rescale``, ``apg``) takes ``classifiers=None`` and a class-conditional
-    model, whose real labels (below the null label) are requested as y_i = i mod K.
+    ``scalers``: ``["constant:0,1,2", "entropy:0,0.5,1"]`` (or ``{"constant": [0, 1, 2]}``): a γ grid per
+    scaler; with ``targets`` (``[0.8, 0.9, 0.95]``) the γ values are the bracketing ladder of the search
+    instead (``"constant"`` alone: the default ladder 0, 1, 2, 4, ..., 64), the γ reaching each target is
+    found by bisection on the first ``pilot_samples`` samples of each seed (at most ``bisect_steps``
+    halvings, stopping within ``tolerance``), and every record says its ``target_accuracy`` and the
+    ``params`` found. ``scaler_params``: ``["interval.end=700"]``; ``classifier_paths`` in the order of
+    ``classifiers``. ``guidance``: a registered guidance (default ``classifier``); one without a
+    classifier (``classifier-free``, ``cfg-rescale``, ``apg``) takes ``classifiers=None`` and a
+    class-conditional model, whose real labels (below the null label) are requested as y_i = i mod K.
     ``guidance_params``: ``["phi=0.7"]`` or ``{"phi": 0.7}``, the same for every cell.
+
+    ``reference_batch``: the real images of FD/KID/precision/recall (default: the held-out batch the
+    model card names); one that shares images with the training split of the model, a classifier,
+    the judge or a feature space (as their cards record it) raises
+    :class:`~guidekit.comparison.split.ReferenceOverlapError` unless ``allow_reference_overlap``.
+    ``features``: the feature spaces besides the judge's (``["pca=mnist16-pca"]``; default: the judge
+    card's ``features``). ``baseline``: ``CLASSIFIER/SCALER`` of ``paired.json`` (default: the first
+    classifier, or the guidance, with ``constant``); ``bootstrap``: its replicates.
     Cached cells in ``out`` are reused (the same call twice computes nothing the second time).
     """
     from ..devices import resolve_device
     from ..guidance import ScaledGuidance, takes_classifier
     from ..registry import create
+    from .targets import ladders, search_all
 
     if isinstance(scalers, Mapping):
-        scalers = [f"{n}:{','.join(str(g) for g in gs)}" for n, gs in scalers.items()]
+        scalers = [f"{n}:{','.join(str(g) for g in gs)}" if gs else n for n, gs in scalers.items()]
     scalers = [scalers] if isinstance(scalers, str) else scalers  # one sweep given as "constant:0,1,2"
     classifiers = [classifiers] if isinstance(classifiers, str) else classifiers
     classifier_paths = [classifier_paths] if isinstance(classifier_paths, (str, Path)) else classifier_paths
     if accuracy_levels is not None and not all(isinstance(a, (int, float)) and 0 < a <= 1 for a in accuracy_levels):
         raise InvalidParameterError(f"accuracy_levels are accuracies in (0, 1], got {list(accuracy_levels)}")
+    targets = _targets(targets)
+    if targets is not None and accuracy_levels is not None:
+        raise InvalidParameterError("--accuracy-levels interpolates a γ grid; with --target-accuracy the levels are "
+                                    "the targets: give one of the two")
     if isinstance(sampler_params, Mapping):
         sampler_kwargs = dict(sampler_params)
     else:
@@ -196,11 +244,19 @@ def compare(
         if reserved in guidance_kwargs:
             raise InvalidParameterError(f"--guidance-param {reserved}=... is not allowed: the {reserved} comes from "
                                         f"--{reserved}")
-    for label, value in (("num_samples", num_samples), ("batch_size", batch_size), ("k", k), ("pr_limit", pr_limit)):
+    for label, value in (("num_samples", num_samples), ("batch_size", batch_size), ("k", k), ("pr_limit", pr_limit),
+                         ("pilot_samples", pilot_samples), ("bootstrap", bootstrap)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidParameterError(f"{label} must be a positive integer, got {value!r}")
+    if isinstance(bisect_steps, bool) or not isinstance(bisect_steps, int) or bisect_steps < 0:
+        raise InvalidParameterError(f"bisect_steps must be an integer >= 0, got {bisect_steps!r}")
+    if not 0 <= tolerance < 1:
+        raise InvalidParameterError(f"tolerance must be an accuracy difference in [0, 1), got {tolerance}")
     if num_samples < 2:
         raise InvalidParameterError("num_samples must be at least 2 (FD needs a covariance)")
+    if targets is not None and pilot_samples > num_samples:
+        raise InvalidParameterError(f"--pilot-samples ({pilot_samples}) must not exceed --num-samples ({num_samples}): "
+                                    "the pilot subset is the first samples of each cell")
     if not 0 < threshold < 1:
         raise InvalidParameterError(f"threshold must be in (0, 1), got {threshold}")
     classifier_paths = list(classifier_paths)
@@ -212,9 +268,13 @@ def compare(
     if out.exists() and not out.is_dir():
         raise InvalidParameterError(f"--out {str(out)!r} is a file; give a folder (it is created if missing)")
     clf_labels: list[str | None] = _classifier_labels(classifiers, classifier_paths) if with_classifier else [None]
-    cells = build_cells(clf_labels, build_sweeps(scalers, scaler_params), _seeds(seeds), guidance)
+    sweeps = build_sweeps(scalers, scaler_params)
+    ladder: dict[str, list[float]] = {}
+    if targets is not None:
+        sweeps, ladder = ladders(sweeps)
+    cells = build_cells(clf_labels, sweeps, _seeds(seeds), guidance)
     for cell in {(c.scaler, canonical(c.params)): c for c in cells}.values():  # every point, before any sampling
-        create("scaler", cell.scaler, **cell.params)
+        create("scaler", cell.scaler, **cell.params, **({"gamma": ladder[cell.scaler][-1]} if targets else {}))
     dev = device if isinstance(device, torch.device) else resolve_device(str(device))
 
     net = models.load_network(model, model_path, dev, "model")
@@ -239,15 +299,14 @@ def compare(
 
     card = models.card_of(net)
     if reference_batch is None and card.get("reference_batch"):
-        reference_batch = card["reference_batch"]  # a bundled model's real images, shipped with it
-    dataset = None if reference_batch is not None else card.get("data")
-    source = reference.describe_source(reference_batch, dataset)
-    ref_shape = reference.reference_shape(reference_batch, dataset)
+        reference_batch = card["reference_batch"]  # a bundled model's held-out images, shipped with it
+    source = reference.open_source(reference_batch, None if reference_batch is not None else card.get("data"))
+    ref_shape = source.shape
     shape = models.image_shape(net, ref_shape)
     if ref_shape is not None and tuple(ref_shape[1:]) != (shape[1], shape[2], shape[0]):
         raise InvalidParameterError(
             f"the model makes {shape[1]}×{shape[2]} images with {shape[0]} channel(s) but the reference "
-            f"{str(reference_batch or dataset)!r} holds {ref_shape[1]}×{ref_shape[2]}×{ref_shape[3]} (H×W×C): the "
+            f"{str(source.path or source.dataset)!r} holds {ref_shape[1]}×{ref_shape[2]}×{ref_shape[3]} (H×W×C): the "
             "judge would compare unlike images. Give a reference of the model's image size and channels"
         )
     model_k = getattr(net, "num_classes", None)
@@ -261,41 +320,95 @@ def compare(
     if model_k is not None and model_k < num_classes:  # more is fine: e.g. a null label for CFG
         raise InvalidParameterError(f"the model is conditional on {model_k} classes but the classifiers have {num_classes}")
     judge_obj = models.load_judge(judge, judge_weights, dev)
-    judge_id = {"name": judge, **({"weights": _file_id(judge_weights)["sha256"]} if judge_weights else {})}
+    judge_id = {"name": judge, **({"weights": _file_id(judge_weights)["sha256"]} if judge_weights
+                                  else {k: v for k, v in identity(judge, judge_obj).items() if k == "sha256"})}
+    spaces = feature_spaces(judge, judge_obj, judge_id, features, dev)
+    methods = list(dict.fromkeys(method_name({**c.spec(), "params": {**c.params, "gamma": 0.0},
+                                              "guidance_params": guidance_kwargs}) for c in cells))
+    if baseline is None:
+        baseline = method_name({"classifier": clf_labels[0], "scaler": "constant", "guidance": guidance,
+                                "guidance_params": guidance_kwargs, "params": {}})
+        if baseline not in methods:  # no constant scaler in this run: the first method
+            baseline = methods[0]
+    if targets is not None and baseline not in methods:
+        raise InvalidParameterError(f"--baseline {baseline!r} is not a method of this run; its methods are "
+                                    f"{', '.join(methods)} (CLASSIFIER/SCALER; the default is the first classifier "
+                                    "with constant)")
+    roles = [(f"model {model}", card), *((f"classifier {label}", models.card_of(c)) for label, c in clfs.items()),
+             *((f"judge {judge}" if label == "oracle" else f"feature space {label} ({sp.name})", sp.card)
+               for label, sp in spaces.items())]
+    overlap = _check_overlap(source, roles, allow_reference_overlap)
 
     manifest = {
-        "format": 1, "model": _net_id(model, model_path, net),
+        "format": 2, "model": _net_id(model, model_path, net),
         "diffusion": {"steps": diffusion.config.steps, "schedule": diffusion.config.schedule,
                       "learn_sigma": diffusion.config.learn_sigma, "respacing": respacing},
         "sampler": {"name": sampler_name, "params": sampler_kwargs}, "num_samples": num_samples,
         "labels": "i mod K", "num_classes": num_classes, "image_shape": list(shape), "judge": judge_id,
-        "reference": source, "k": k, "pr_limit": pr_limit, "threshold": threshold, "clip_denoised": clip_denoised,
+        "features": {label: sp.ident for label, sp in spaces.items()}, "k": k, "pr_limit": pr_limit,
+        "threshold": threshold, "clip_denoised": clip_denoised,
     }
-    if guidance != "classifier" or guidance_kwargs:  # absent for classifier guidance: older runs stay valid
+    if guidance != "classifier" or guidance_kwargs:  # absent for classifier guidance
         manifest["guidance"] = {"name": guidance, "params": guidance_kwargs}
     check_manifest(out, manifest)
-    ref = reference.load_or_compute(out, source, judge_id, judge_obj, reference_batch, dataset,
-                                    batch_size=min(batch_size, 256), k=k, pr_limit=pr_limit, device=dev)
+    ref_stats = reference.load_stats(out, source, {label: (sp.ident, sp.extractor) for label, sp in spaces.items()},
+                                     batch_size=min(batch_size, 256), k=k, pr_limit=pr_limit, device=dev)
     ctx = Context(out=out, manifest=manifest, model=net, diffusion=diffusion, sampler=sampler_obj, classifiers=clfs,
-                  classifier_ids=clf_ids, judge=judge_obj, reference=ref, shape=shape, num_classes=num_classes,
+                  classifier_ids=clf_ids, judge=judge_obj,
+                  spaces={label: sp.extractor for label, sp in spaces.items()}, shape=shape, num_classes=num_classes,
                   num_samples=num_samples, batch_size=batch_size, device=dev, k=k, threshold=threshold,
                   save_samples=save_samples, clip_denoised=clip_denoised, guidance_params=guidance_kwargs,
-                  neutral=neutral)
+                  neutral=neutral, reference=ref_stats, reference_id=_reference_id(source, spaces, k, pr_limit),
+                  reference_sha256=source.sha256, feature_names={label: sp.name for label, sp in spaces.items()})
     judge_k = int(judge_obj.extract(torch.zeros(2, *shape, device=dev))["logits"].shape[1])
     if judge_k != num_classes:
+        if targets is not None:
+            raise InvalidParameterError(f"the judge {judge!r} has {judge_k} classes and the classifiers {num_classes}: "
+                                        "no accuracy, so no γ for a target accuracy; use a judge of these classes")
         print(f"guidekit compare: warning: the judge {judge!r} has {judge_k} classes and the classifiers {num_classes}; "
               "accuracy is not computed (use a judge trained on the classifiers' labels)", file=sys.stderr)
+    ref_info = {**source.describe(), "id": ctx.reference_id, "features": ctx.feature_names,
+                **({"overlap": overlap} if overlap else {})}
+
+    found = []
+    if targets is not None:
+        found = search_all(ctx, cells, targets, ladder, pilot=pilot_samples, steps=bisect_steps, tolerance=tolerance,
+                           dedupe=dedupe, show_progress=show_progress)
+        cells = list(dict.fromkeys(f.cell for f in found if f.cell is not None))
+
+    def to_records(rows: list[Row]) -> list[dict[str, Any]]:
+        if targets is None:
+            return [record_of(*row, guidance_kwargs) for row in rows]
+        by_cell = {row[0]: row for row in rows}
+        recs = []
+        for f in found:
+            search = {"pilot_samples": pilot_samples, **f.search.as_dict()}
+            if f.cell is None:
+                rec = record_of(attrs.evolve(f.template, params={**f.template.params, "gamma": None}),
+                                {"features": ctx.feature_names, "reference_sha256": source.sha256}, None,
+                                guidance_kwargs)
+            elif f.cell in by_cell:
+                rec = record_of(*by_cell[f.cell], guidance_kwargs)
+            else:
+                continue
+            recs.append({**rec, "target_accuracy": f.target, "search": search})
+        return recs
 
     def save(rows: list[Row]) -> None:
         with atomic_write(out / "results.json", "w") as fh:
-            json.dump({"records": [record_of(*row, guidance_kwargs) for row in rows]}, fh, indent=1)
+            json.dump({"records": to_records(rows), "reference": ref_info}, fh, indent=1)
 
     rows = run_cells(ctx, cells, dedupe=dedupe, show_progress=show_progress, on_record=save)
-    records = [record_of(*row, guidance_kwargs) for row in rows]
+    records = to_records(rows)
     profiles: dict[tuple[str, str], list[tuple[float, dict]]] = {}
-    first_seed = cells[0].seed
-    for (cell, result, _), rec in zip(rows, records):
+    first_seed = cells[0].seed if cells else None
+    for cell, result, _ in rows:
         if cell.seed == first_seed:
+            rec = record_of(cell, result, None, guidance_kwargs)
             profiles.setdefault(method_of(rec), []).append((sweep_value(cell.params), result.get("profile", {})))
-    levels, table = write_outputs(out, records, profiles, accuracy_levels, plots)
-    return CompareResult(records, levels, table, out)
+    paired = {"baseline": baseline, "rows": paired_rows(records, baseline, method_name, _bootstrap(ctx, bootstrap))
+              if targets is not None else []}
+    note = "" if targets is not None else "Paired statistics (paired.json) need --target-accuracy."
+    levels, table = write_outputs(out, records, profiles, accuracy_levels, plots, targets=targets, paired=paired,
+                                  reference=ref_info, note=note)
+    return CompareResult(records, levels, table, out, paired)

@@ -1,10 +1,16 @@
-"""``guidekit compare``: paired-seed sweeps of guidance scalers, compared at matched accuracy.
+"""``guidekit compare``: guidance methods compared at matched judge accuracy, with paired seeds.
 
-Example::
+Example (per method and seed, the γ reaching each target accuracy is found by bisection on the first
+--pilot-samples samples, then FD/KID are measured there on all the samples; paired.json compares
+every method with --baseline)::
 
     guidekit compare --model mnist16-unet --classifier mnist16-classifier-ce --classifier mnist16-classifier-ect \\
-        --scaler constant:0,1,2,4 --scaler entropy:0,0.5,1,2 --seeds 3 --num-samples 1000 \\
+        --scaler constant --scaler entropy --target-accuracy 0.8,0.9,0.95 --seeds 3 --num-samples 1000 \\
         --respacing ddim25 --judge mnist16-oracle --out DIR
+
+A γ grid instead of targets (the metrics then interpolated along each γ curve)::
+
+    guidekit compare ... --scaler constant:0,1,2,4 --scaler entropy:0,0.5,1,2 --out DIR
 
 Classifier-free guidance of a class-conditional model (its null label from the model card; w swept as γ,
 w = 1 is conditional sampling; timestep.schedule sweeps Wang et al.'s schedules, one curve each)::
@@ -16,9 +22,12 @@ w = 1 is conditional sampling; timestep.schedule sweeps Wang et al.'s schedules,
 
 ``guidekit compare-plot DIR DIR2 --out DIR3`` puts several runs on one frontier.
 
-Writes results.json / results.csv (one record per cell), matched_accuracy.md (printed too),
-frontier.png and vanishing.png into ``--out``; cells are cached there, so an interrupted run resumes
-and the same command again computes nothing.
+FD and KID are measured in the judge's features (``oracle``) and in the feature spaces its card names
+(``pca``: pixels, no classes), against the held-out reference the model card names; a reference that
+holds training images of the model, a classifier, the judge or a feature space is refused
+(--allow-reference-overlap measures anyway). Writes results.json / results.csv (one record per cell),
+matched_accuracy.md (printed too), paired.json, frontier.png and vanishing.png into ``--out``; cells
+are cached there by content, so an interrupted run resumes and the same command again computes nothing.
 """
 
 from __future__ import annotations
@@ -35,6 +44,14 @@ def _seeds(text: str) -> int | list[int]:
         return int(text) if "," not in text else [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"--seeds takes a count (3) or a list (0,1,2), got {text!r}") from None
+
+
+def _targets(text: str) -> list[float]:
+    try:
+        targets = [float(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--target-accuracy takes accuracies such as 0.8,0.9,0.95, got {text!r}") from None
+    return targets  # their range is checked by compare(), with the other options
 
 
 def _levels(text: str) -> list[float]:
@@ -63,8 +80,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    "`guidekit list guidance`); default classifier")
     p.add_argument("--guidance-param", action="append", default=[], metavar="KEY=VALUE",
                    help="guidance parameter for every cell, repeatable (null_label=10, phi=0.7, eta=0, momentum=-0.5)")
-    p.add_argument("--scaler", action="append", required=True, metavar="NAME:V1,V2,...",
-                   help="a scaler and the γ values it is swept over, e.g. entropy:0,0.5,1; repeatable")
+    p.add_argument("--scaler", action="append", required=True, metavar="NAME[:V1,V2,...]",
+                   help="a scaler and the γ values it is swept over, e.g. entropy:0,0.5,1; repeatable. With "
+                   "--target-accuracy the values (optional) are the ladder that brackets each target "
+                   "(default 0,1,2,4,...,64)")
+    p.add_argument("--target-accuracy", type=_targets, metavar="A1,A2,...",
+                   help="find, per method and seed, the γ reaching each judge accuracy (bisection on a pilot "
+                   "subset) and measure there; e.g. 0.8,0.9,0.95")
+    p.add_argument("--pilot-samples", type=int, default=200,
+                   help="samples of each seed whose accuracy the bisection reads (the first ones; default 200)")
+    p.add_argument("--bisect-steps", type=int, default=6, help="at most this many halvings of the γ bracket (default 6)")
+    p.add_argument("--tolerance", type=float, default=0.01,
+                   help="stop the bisection when a pilot accuracy is this close to the target (default 0.01)")
+    p.add_argument("--baseline", metavar="CLASSIFIER/SCALER",
+                   help="the method every other is paired with in paired.json (default: the first classifier with "
+                   "constant; for a guidance without classifier: GUIDANCE/constant)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates of the paired CIs (default 1000)")
     p.add_argument("--scaler-param", action="append", default=[], metavar="NAME.KEY=VALUE",
                    help="another parameter of a scaler (interval.end=700); a list value ([500,700]) sweeps it")
     p.add_argument("--seeds", type=_seeds, default=3, help="number of seeds (0..N-1) or a list 0,1,2 (default 3)")
@@ -74,7 +105,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--sampler-param", action="append", default=[], metavar="KEY=VALUE", help="sampler parameter")
     p.add_argument("--judge", default="mnist16-oracle", help="extractor judging accuracy and features (default mnist16-oracle)")
     p.add_argument("--judge-weights", type=Path, help="weights file of the judge (e.g. the FID Inception's)")
-    p.add_argument("--reference", type=Path, help="reference batch .npz (ADM layout); default: the model card's dataset")
+    p.add_argument("--reference", type=Path, help="reference batch .npz (ADM layout); default: the held-out batch "
+                   "the model card names")
+    p.add_argument("--allow-reference-overlap", action="store_true",
+                   help="measure against a reference that holds training images of the model, a classifier, the judge "
+                   "or a feature space (refused by default)")
+    p.add_argument("--features", action="append", metavar="LABEL=EXTRACTOR",
+                   help="a feature space for FD/KID besides the judge's (oracle), repeatable, e.g. pca=mnist16-pca; "
+                   "default: the spaces the judge's card names")
     p.add_argument("--accuracy-levels", type=_levels, help="accuracies for the matched table (default: 3 inside the "
                    "range every method reaches)")
     p.add_argument("--threshold", type=float, default=0.1, help="vanishing point: ‖s·∇‖ below this fraction of its peak")
@@ -111,6 +149,9 @@ def run(args: argparse.Namespace) -> int:
                 num_samples=args.num_samples, respacing=args.respacing, sampler=args.sampler,
                 sampler_params=args.sampler_param, model_path=args.model_path, classifier_paths=args.classifier_path,
                 judge=args.judge, judge_weights=args.judge_weights, reference_batch=args.reference,
+                features=args.features, allow_reference_overlap=args.allow_reference_overlap,
+                targets=args.target_accuracy, pilot_samples=args.pilot_samples, bisect_steps=args.bisect_steps,
+                tolerance=args.tolerance, baseline=args.baseline, bootstrap=args.bootstrap,
                 batch_size=args.batch_size, device=args.device, k=args.k, pr_limit=args.pr_limit,
                 threshold=args.threshold, accuracy_levels=args.accuracy_levels, save_samples=args.save_samples,
                 dedupe=args.dedupe, plots=args.plots, show_progress=args.progress, clip_denoised=args.clip_denoised,
@@ -119,7 +160,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"guidekit compare: error: {exc}", file=sys.stderr)
         return 1
     print(result.table)
-    print(f"wrote {len(result.records)} records to {result.out}/results.json (and results.csv, matched_accuracy.md"
+    print(f"wrote {len(result.records)} records to {result.out}/results.json (and results.csv, matched_accuracy.md, "
+          "paired.json"
           + (", frontier.png" + (", vanishing.png)" if (result.out / "vanishing.png").is_file() else ")")
              if args.plots else ")"), file=sys.stderr)
     return 0

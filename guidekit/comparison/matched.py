@@ -1,9 +1,18 @@
-"""Matched-accuracy comparison: each method's FD interpolated along its γ curve at fixed accuracies.
+"""Matched-accuracy comparison: each method's FD (or KID) at fixed judge accuracies.
 
 Comparing methods at one γ each confounds them (a scaler with s ≥ γ, as EDS, simply guides harder).
-Instead, for every (method, seed) the points (accuracy, FD) are taken in γ order and FD is linearly
-interpolated at an accuracy level a between the first two consecutive points whose accuracies bracket
-a; a level the curve never reaches gives no value (nothing is extrapolated). Over seeds: mean ± std.
+Two ways to compare at the same accuracy:
+
+* ``--target-accuracy`` (:func:`target_table`): per (method, seed) the γ reaching each target was
+  found by bisection (:mod:`.bisect`) and the metric measured there; over seeds: mean ± std, with the
+  accuracy actually reached on all the samples.
+* a γ grid (:func:`matched_table`): for every (method, seed) the points (accuracy, metric) are taken
+  in γ order and the metric is linearly interpolated at an accuracy level a between the first two
+  consecutive points whose accuracies bracket a; a level the curve never reaches gives no value
+  (nothing is extrapolated). Sparse grids make this interpolation coarse: prefer targets.
+
+Metrics are per feature space (``record["fd"]["oracle"]``); records of older runs with one scalar
+``fd`` are read as the judge's (``oracle``) space.
 """
 
 from __future__ import annotations
@@ -50,6 +59,22 @@ def summarise(values: Iterable[float | None]) -> Summary:
     if not v:
         return Summary(float("nan"), float("nan"), 0)
     return Summary(float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, len(v))
+
+
+def metric_value(record: dict[str, Any], metric: str = "fd", feature: str = "oracle") -> float | None:
+    """``record[metric][feature]`` (a scalar ``record[metric]`` counts as the ``oracle`` space)."""
+    value = record.get(metric)
+    if isinstance(value, dict):
+        value = value.get(feature)
+    elif feature != "oracle":
+        value = None
+    return None if value is None else float(value)
+
+
+def method_name(record: dict[str, Any]) -> str:
+    """``CLASSIFIER/SCALER`` (see :func:`method_of`): how ``--baseline`` and paired.json name a method."""
+    who, scaler = method_of(record)
+    return f"{who}/{scaler}"
 
 
 def _params_label(name: str, params: dict[str, Any]) -> str:
@@ -122,17 +147,18 @@ class MatchedRow:
     seeds: int
 
 
-def matched_table(records: Sequence[dict[str, Any]], levels: Sequence[float]) -> list[MatchedRow]:
-    """One row per method: FD at each accuracy level (over seeds) and its best mean FD over γ."""
+def matched_table(records: Sequence[dict[str, Any]], levels: Sequence[float], metric: str = "fd",
+                  feature: str = "oracle") -> list[MatchedRow]:
+    """One row per method: the metric at each accuracy level (over seeds) and its best mean over γ."""
     rows = []
     for (clf, scaler), runs in _curves(records).items():
         at_level = {}
         for level in levels:
             vals = []
             for rs in runs.values():
-                ok = [r for r in rs if r.get("accuracy") is not None and r.get("fd") is not None]
+                ok = [r for r in rs if r.get("accuracy") is not None and metric_value(r, metric, feature) is not None]
                 vals.append(interpolate_at([sweep_value(r["params"]) for r in ok], [r["accuracy"] for r in ok],
-                                           [r["fd"] for r in ok], level) if ok else None)
+                                           [metric_value(r, metric, feature) for r in ok], level) if ok else None)
             at_level[float(level)] = summarise(vals)
         by_param: dict[str, list[dict[str, Any]]] = {}
         for rs in runs.values():
@@ -140,7 +166,7 @@ def matched_table(records: Sequence[dict[str, Any]], levels: Sequence[float]) ->
                 by_param.setdefault(repr(sorted(r["params"].items())), []).append(r)
         best = None
         for rs in by_param.values():
-            s = summarise(r.get("fd") for r in rs)
+            s = summarise(metric_value(r, metric, feature) for r in rs)
             if s.n and (best is None or s.mean < best[0].mean):
                 acc = [r["accuracy"] for r in rs if r.get("accuracy") is not None]
                 best = (s, rs[0]["params"], float(np.mean(acc)) if acc else float("nan"))
@@ -155,12 +181,65 @@ def _params_text(params: dict[str, Any]) -> str:
                      for k, v in params.items())
 
 
-def to_markdown(rows: Sequence[MatchedRow], levels: Sequence[float]) -> str:
-    """The matched-accuracy table as markdown (FD mean ± std over seeds; n when some seeds miss a level)."""
-    head = ["classifier / guidance", "scaler"] + [f"FD @ acc {lv:.3f}" for lv in levels] + ["best FD", "at", "its acc"]
+def to_markdown(rows: Sequence[MatchedRow], levels: Sequence[float], what: str = "FD") -> str:
+    """The matched-accuracy table as markdown (mean ± std over seeds; n when some seeds miss a level)."""
+    head = (["classifier / guidance", "scaler"] + [f"{what} @ acc {lv:.3f}" for lv in levels]
+            + [f"best {what}", "at", "its acc"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r.classifier, r.scaler] + [r.at_level[float(lv)].text(of=r.seeds) for lv in levels]
         cells += [r.best_fd.text(), _params_text(r.best_params), f"{r.best_accuracy:.3f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+@attrs.frozen
+class TargetRow:
+    """One method at each target: the metric over seeds, the accuracy reached and the γ found."""
+
+    method: str
+    at_target: dict[float, Summary]
+    accuracy: dict[float, Summary]
+    gamma: dict[float, Summary]
+    missed: dict[float, int]  # seeds whose search never reached the target
+    seeds: int
+
+
+def target_table(records: Sequence[dict[str, Any]], targets: Sequence[float], metric: str = "fd",
+                 feature: str = "oracle") -> list[TargetRow]:
+    """One row per method of ``--target-accuracy`` records (see the module docstring)."""
+    by_method: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        if r.get("target_accuracy") is not None:
+            by_method.setdefault(method_name(r), []).append(r)
+    rows = []
+    for name, rs in by_method.items():
+        at, acc, gam, missed = {}, {}, {}, {}
+        for t in targets:
+            here = [r for r in rs if float(r["target_accuracy"]) == float(t)]
+            at[float(t)] = summarise(metric_value(r, metric, feature) for r in here)
+            acc[float(t)] = summarise(r.get("accuracy") for r in here)
+            gam[float(t)] = summarise(sweep_value(r["params"]) if (r.get("search") or {}).get("reached", True)
+                                      else None for r in here)
+            missed[float(t)] = sum(1 for r in here if not (r.get("search") or {}).get("reached", True))
+        rows.append(TargetRow(name, at, acc, gam, missed, len({r["seed"] for r in rs})))
+    return rows
+
+
+def target_markdown(rows: Sequence[TargetRow], targets: Sequence[float], what: str = "FD") -> str:
+    """Markdown: per target the metric (mean ± std over seeds) and, below it, the accuracy reached and γ."""
+    head = ["method"] + [f"{what} @ target {t:.2f}" for t in targets]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r.method]
+        for t in targets:
+            t = float(t)
+            if r.at_target[t].n == 0:
+                cells.append(f"not reached ({r.missed[t]} seed(s))" if r.missed[t] else "—")
+                continue
+            note = f"acc {r.accuracy[t].mean:.3f}, γ {r.gamma[t].mean:.3g}"
+            if r.missed[t]:
+                note += f", {r.missed[t]} seed(s) not reached"
+            cells.append(f"{r.at_target[t].text(of=r.seeds)} ({note})")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -2,9 +2,11 @@
 next to classifier guidance on an unconditional one).
 
 Each run's records are read from its ``results.json``; FD is comparable across runs only when they
-are judged alike, so runs whose judge, reference, samples per cell, image shape or precision/recall
-settings differ are refused. Other differences (model, guidance, sampler) are what one compares, and
-are listed on stderr. A method appearing in several runs gets the run's folder name in its label.
+are judged alike, so runs whose judge, feature spaces, reference (its content sha256), samples per cell,
+image shape or precision/recall settings differ are refused. Other differences (model, guidance,
+sampler) are what one compares, and are listed on stderr. A method appearing in several runs gets the
+run's folder name in its label. Runs made with ``--target-accuracy`` at the same targets are paired too
+(``paired.json`` against ``--baseline``): the seeds draw the same initial noise and labels in every run.
 """
 
 from __future__ import annotations
@@ -22,24 +24,62 @@ from .grid import canonical
 from .matched import method_of
 
 #: manifest entries that must agree for FD and accuracy to be comparable
-SAME_JUDGING = ("judge", "reference", "num_samples", "image_shape", "k", "pr_limit", "labels")
+SAME_JUDGING = ("judge", "features", "reference", "num_samples", "image_shape", "k", "pr_limit", "labels")
 
 
 def read_run(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(manifest, records) of one ``guidekit compare`` output folder."""
+    """(manifest, records) of one ``guidekit compare`` output folder; the manifest's ``reference`` is
+    the reference results.json records (its sha256 and feature spaces), where the run was judged."""
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
-        records = json.loads((folder / "results.json").read_text())["records"]
+        results = json.loads((folder / "results.json").read_text())
+        records = results["records"]
     except FileNotFoundError as exc:
         raise InvalidParameterError(f"{folder} is not a finished guidekit compare folder: {exc.filename} is missing") from None
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise InvalidParameterError(f"{folder}: unreadable manifest.json or results.json ({exc})") from None
+    if isinstance(results.get("reference"), dict):
+        manifest = {**manifest, "reference": {k: results["reference"].get(k) for k in ("sha256", "id", "features")}}
     return manifest, records
 
 
+def _paired(runs: list[tuple[Path, dict[str, Any], list[dict[str, Any]]]], merged: list[dict[str, Any]],
+            baseline: str | None, replicates: int) -> dict[str, Any] | None:
+    """paired.json of the merged target-accuracy records (None when the runs have no targets)."""
+    from . import cell_bootstrap
+    from .matched import method_name
+    from .paired import paired_rows
+    from .reference import cached_stats
+
+    if not any(r.get("target_accuracy") is not None for r in merged):
+        return None
+    methods = list(dict.fromkeys(method_name(r) for r in merged))
+    if baseline is None:
+        baseline = next((m for m in methods if m.endswith("/constant")), methods[0])
+    if baseline not in methods:
+        raise InvalidParameterError(f"--baseline {baseline!r} is not a method of the merged runs; they have "
+                                    f"{', '.join(methods)}")
+    owners = [folder for folder, _, records in runs for _ in records]  # merged keeps the runs' record order
+    folders = {id(r): folder for folder, r in zip(owners, merged)}
+    manifests = {folder: manifest for folder, manifest, _ in runs}
+
+    def boot(record: dict[str, Any], feature: str) -> Any:
+        folder = folders[id(record)]
+        manifest = manifests[folder]
+        ref = manifest["reference"]
+        stats = cached_stats(folder, ref["sha256"], manifest["features"][feature], manifest["k"], manifest["pr_limit"])
+        if stats is None:
+            raise InvalidParameterError(f"{folder}/reference/ lacks the {feature} reference statistics; rerun its "
+                                        "guidekit compare command (it recomputes nothing else)")
+        return cell_bootstrap(folder, record, feature, ref["id"], stats, replicates)
+
+    return {"baseline": baseline, "rows": paired_rows(merged, baseline, method_name, boot)}
+
+
 def merge_runs(folders: Sequence[str | Path], out: str | Path, *, accuracy_levels: Sequence[float] | None = None,
-               plots: bool = True) -> Any:
-    """Write the merged ``results.json``/``.csv``, ``matched_accuracy.md`` and ``frontier.png`` into ``out``."""
+               plots: bool = True, baseline: str | None = None, bootstrap: int = 1000) -> Any:
+    """Write the merged ``results.json``/``.csv``, ``matched_accuracy.md``, ``paired.json`` (runs with
+    target accuracies) and ``frontier.png`` into ``out``."""
     from . import CompareResult, write_outputs
 
     folders = [Path(f) for f in folders]
@@ -72,8 +112,13 @@ def merge_runs(folders: Sequence[str | Path], out: str | Path, *, accuracy_level
     if out.resolve() in {f.resolve() for f in folders}:
         raise InvalidParameterError(f"--out {out} is one of the merged runs; give a new folder")
     out.mkdir(parents=True, exist_ok=True)
-    levels, table = write_outputs(out, merged, {}, accuracy_levels, plots)
-    return CompareResult(merged, levels, table, out)
+    targets = sorted({float(r["target_accuracy"]) for r in merged if r.get("target_accuracy") is not None}) or None
+    if targets and accuracy_levels is not None:
+        raise InvalidParameterError("--accuracy-levels interpolates γ grids; these runs have target accuracies")
+    paired = _paired(runs, merged, baseline, bootstrap)
+    levels, table = write_outputs(out, merged, {}, accuracy_levels, plots, targets=targets, paired=paired,
+                                  reference=runs[0][1].get("reference"))
+    return CompareResult(merged, levels, table, out, paired)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -84,6 +129,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--accuracy-levels", type=_levels,
                    help="accuracies for the matched table (default: 3 inside the range every method reaches)")
     p.add_argument("--no-plots", dest="plots", action="store_false", help="skip frontier.png")
+    p.add_argument("--baseline", metavar="CLASSIFIER/SCALER",
+                   help="the method paired.json compares every other with (default: the first .../constant)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates of the paired CIs (default 1000)")
     p.add_argument("--overwrite", action="store_true", help="replace the merged results of an earlier compare-plot in --out")
     p.set_defaults(func=run)
     return p
@@ -105,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
     if (args.out / "results.json").exists() and not args.overwrite:
         raise InvalidParameterError(f"--out {args.out} holds results already; pass --overwrite to replace them, "
                                     "or choose another --out")
-    result = merge_runs(args.runs, args.out, accuracy_levels=args.accuracy_levels, plots=args.plots)
+    result = merge_runs(args.runs, args.out, accuracy_levels=args.accuracy_levels, plots=args.plots,
+                        baseline=args.baseline, bootstrap=args.bootstrap)
     print(result.table)
     print(f"wrote {len(result.records)} records from {len(args.runs)} runs to {result.out}/results.json "
           "(and results.csv, matched_accuracy.md" + (", frontier.png)" if args.plots else ")"), file=sys.stderr)

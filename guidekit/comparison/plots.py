@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..io import atomic_write
-from .matched import _curves, sweep_value
+from .matched import _curves, metric_value, sweep_value
 
 
 def _pyplot() -> Any:
@@ -31,11 +31,13 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def _by_point(runs: dict[int, list[dict[str, Any]]]) -> list[tuple[float, list[dict[str, Any]]]]:
-    """[(swept value, records over seeds)] sorted by the swept value."""
+    """[(swept value, records over seeds)] sorted by the swept value (the target accuracy of
+    ``--target-accuracy`` records, whose γ differs from seed to seed)."""
     points: dict[float, list[dict[str, Any]]] = {}
     for rs in runs.values():
         for r in rs:
-            points.setdefault(sweep_value(r["params"]), []).append(r)
+            key = r["target_accuracy"] if r.get("target_accuracy") is not None else sweep_value(r["params"])
+            points.setdefault(float(key), []).append(r)
     return sorted(points.items())
 
 
@@ -46,26 +48,40 @@ def _mean_std(values: list[Any]) -> tuple[float, float]:
     return float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
 
 
+def features_of(records: list[dict[str, Any]]) -> list[str]:
+    """The feature spaces of the records' FD, the judge's (``oracle``) first."""
+    seen = ["oracle"]
+    for r in records:
+        if isinstance(r.get("fd"), dict):
+            seen += [f for f in r["fd"] if f not in seen]
+    return seen
+
+
 def plot_frontier(records: list[dict[str, Any]], path: str | os.PathLike) -> Path:
-    """Accuracy (x) vs FD (y), one curve per (classifier, scaler) in γ order, mean ± std over seeds."""
+    """Accuracy (x) vs FD (y), one panel per feature space, one curve per method in γ (or target) order,
+    mean ± std over seeds."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    for (clf, scaler), runs in _curves(records).items():
-        pts = _by_point(runs)
-        acc = [_mean_std([r["accuracy"] for r in rs]) for _, rs in pts]
-        fd = [_mean_std([r["fd"] for r in rs]) for _, rs in pts]
-        ax.errorbar([a[0] for a in acc], [f[0] for f in fd], xerr=[a[1] for a in acc], yerr=[f[1] for f in fd],
-                    marker="o", ms=4, capsize=2, label=f"{clf} / {scaler}")
-        for (g, _), a, f in zip(pts, acc, fd):
-            ax.annotate(f"{g:g}", (a[0], f[0]), fontsize=6, xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel("judge accuracy against the requested label")
-    ax.set_ylabel("FD to the reference (judge features)")
-    means = [r["fd"] for r in records if r.get("fd") is not None]
-    if means and min(means) > 0 and max(means) / min(means) > 20:  # runaway points would flatten every curve
-        ax.set_yscale("log")
-        ax.set_ylabel("FD to the reference (judge features, log scale)")
-    ax.set_title("accuracy–FD frontier (labels: γ; bars: std over seeds)", fontsize=9)
-    ax.legend(fontsize=7)
+    spaces = features_of(records)
+    fig, axes = plt.subplots(1, len(spaces), figsize=(6.4 * len(spaces), 4.6), squeeze=False)
+    targets = any(r.get("target_accuracy") is not None for r in records)
+    for ax, feature in zip(axes[0], spaces):
+        for (clf, scaler), runs in _curves(records).items():
+            pts = _by_point(runs)
+            acc = [_mean_std([r["accuracy"] for r in rs]) for _, rs in pts]
+            fd = [_mean_std([metric_value(r, "fd", feature) for r in rs]) for _, rs in pts]
+            ax.errorbar([a[0] for a in acc], [f[0] for f in fd], xerr=[a[1] for a in acc], yerr=[f[1] for f in fd],
+                        marker="o", ms=4, capsize=2, label=f"{clf} / {scaler}")
+            for (g, _), a, f in zip(pts, acc, fd):
+                ax.annotate(f"{g:g}", (a[0], f[0]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel("judge accuracy against the requested label")
+        ax.set_ylabel(f"FD to the reference ({feature} features)")
+        values = [v for v in (metric_value(r, "fd", feature) for r in records) if v is not None]
+        if values and min(values) > 0 and max(values) / min(values) > 20:  # runaway points would flatten every curve
+            ax.set_yscale("log")
+            ax.set_ylabel(f"FD to the reference ({feature} features, log scale)")
+        ax.set_title(f"accuracy–FD frontier, {feature} features (labels: {'target' if targets else 'γ'}; "
+                     "bars: std over seeds)", fontsize=9)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, Path(path))
 

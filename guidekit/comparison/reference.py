@@ -1,14 +1,20 @@
-"""Reference statistics for FD and precision/recall, computed once per judge and cached in the out dir.
+"""The reference of FD, KID and precision/recall: real images, identified by the sha256 of their content.
 
-The reference is an ADM-layout ``.npz`` (``--reference``; its precomputed ``mu``/``sigma`` are used for
-FD when present, as the ADM evaluator does) or, for bundled models, the dataset named by the model
-card (``guidekit.data.load_dataset``). Precision/recall use at most ``pr_limit`` reference images (a
-seeded random subset) and their k-NN radii, which are computed once here instead of once per cell.
+The reference is an ADM-layout ``.npz`` (``--reference``; by default the held-out batch a bundled
+model's card names) or, for a card that names only a data set, that data set's images
+(``guidekit.data.load_dataset``). Its identity is the sha256 of the file's bytes (of the uint8 image
+bytes and shape for a data set), never its path or size: a file replaced by another of the same size
+is another reference. Per feature space the statistics (mean and covariance for FD, at most
+``pr_limit`` features for KID and precision/recall, their k-NN radii) are computed once and cached
+under ``out/reference/``, keyed by that sha256 and the feature space's identity. Precomputed
+``mu``/``sigma`` in the file are used for the judge's FD, as the ADM evaluator does.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,42 +27,57 @@ from ..io import atomic_write, to_uint8
 from ..metrics import FeatureStats
 from ..metrics.precision_recall import manifold_radii
 from .grid import canonical
+from .split import sha256_file
 
-CACHE_FILE = "reference_stats.npz"
+CACHE_DIR = "reference"
+#: the feature space of the judge itself (its ``pool`` features)
+JUDGE_SPACE = "oracle"
 
 
 @attrs.frozen(eq=False)
-class ReferenceStats:
+class SpaceStats:
+    """The reference in one feature space."""
+
     mu: np.ndarray
     sigma: np.ndarray
-    pool: np.ndarray  # (N_pr, D) features for precision/recall
-    radii: np.ndarray  # (N_pr,) squared k-th neighbour distances
-    shape: tuple[int, ...] | None  # NHWC of the reference images (None if only statistics)
+    feats: np.ndarray  # (N_pr, D): at most pr_limit features, for KID and precision/recall
+    radii: np.ndarray  # (N_pr,) squared k-th neighbour distances (precision/recall)
 
 
-def describe_source(reference: str | Path | None, dataset: str | None) -> dict[str, Any]:
-    """What identifies the reference in the manifest."""
-    if reference is not None:
-        p = Path(reference)
-        if not p.is_file():
-            raise InvalidParameterError(f"--reference {str(p)!r} does not exist; give an ADM-layout .npz batch")
-        return {"reference": str(p.resolve()), "size": p.stat().st_size}
-    if dataset is None:
-        raise InvalidParameterError("no reference: give --reference FILE.npz (the model card names no dataset)")
-    return {"dataset": dataset}
+@attrs.frozen(eq=False)
+class Source:
+    """Where the reference images come from, and their content identity."""
 
+    path: Path | None
+    dataset: str | None
+    sha256: str
+    shape: tuple[int, ...] | None  # NHWC of the images (None when the file holds only statistics)
 
-def _images(reference: str | Path | None, dataset: str | None) -> tuple[Any, tuple[int, ...] | None, Any]:
-    """(iterator factory of image chunks, NHWC shape, batch) of the reference."""
-    if reference is not None:
+    def describe(self) -> dict[str, Any]:
+        where = {"path": str(self.path)} if self.path is not None else {"dataset": self.dataset}
+        return {"sha256": self.sha256, "images": self.shape[0] if self.shape else 0, **where}
+
+    def chunks(self, size: int) -> Iterator[np.ndarray]:
+        """The images, uint8 NHWC, ``size`` at a time (quantised exactly as samples are)."""
+        if self.path is not None:
+            from ..io import load_batch
+
+            batch = load_batch(self.path)
+            if batch.has_images:
+                yield from batch.iter_images(size)
+            return
+        images = _dataset_images(self.dataset)
+        for i in range(0, len(images), size):
+            yield to_uint8(images[i:i + size]).numpy()
+
+    def precomputed(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The file's ``mu``/``sigma`` (for the judge's features), if it has them."""
+        if self.path is None:
+            return None
         from ..io import load_batch
 
-        batch = load_batch(reference)
-        return (lambda n: batch.iter_images(n)) if batch.has_images else None, batch.image_shape, batch
-    images = _dataset_images(dataset)
-    shape = (images.shape[0], images.shape[2], images.shape[3], images.shape[1])
-    # quantised exactly as the samples are (guidekit.io.to_uint8), so both sides are judged alike
-    return (lambda n: (to_uint8(images[i:i + n]) for i in range(0, len(images), n))), shape, None
+        batch = load_batch(self.path)
+        return (batch.mu, batch.sigma) if batch.mu is not None else None
 
 
 @functools.lru_cache(maxsize=2)
@@ -67,47 +88,78 @@ def _dataset_images(name: str) -> torch.Tensor:
     return load_dataset(name).images
 
 
-def reference_shape(reference: str | Path | None, dataset: str | None = None) -> tuple[int, ...] | None:
-    """NHWC shape of the reference images (None when it has only statistics)."""
-    if reference is None:
-        if dataset is None:
-            return None
-        images = _dataset_images(dataset)
-        return (images.shape[0], images.shape[2], images.shape[3], images.shape[1])
-    from ..io import load_batch
+def open_source(reference: str | Path | None, dataset: str | None) -> Source:
+    """The reference file (or data set) with its content sha256 and image shape."""
+    if reference is not None:
+        p = Path(reference)
+        if not p.is_file():
+            raise InvalidParameterError(f"--reference {str(p)!r} does not exist; give an ADM-layout .npz batch")
+        from ..io import load_batch
 
-    return load_batch(reference).image_shape
+        return Source(p.resolve(), None, sha256_file(p), load_batch(p).image_shape)
+    if dataset is None:
+        raise InvalidParameterError("no reference: give --reference FILE.npz (the model card names no held-out batch "
+                                    "and no data set)")
+    images = to_uint8(_dataset_images(dataset)).numpy()
+    digest = hashlib.sha256(repr(images.shape).encode())
+    digest.update(np.ascontiguousarray(images).tobytes())
+    return Source(None, dataset, digest.hexdigest(), tuple(images.shape))
 
 
-def load_or_compute(out: Path, source: dict[str, Any], judge_id: dict[str, Any], judge: Any,
-                    reference: str | Path | None, dataset: str | None, *, batch_size: int, k: int,
-                    pr_limit: int, device: torch.device) -> ReferenceStats:
-    """Reference stats from ``out/reference_stats.npz`` when it matches, else computed and cached."""
-    key = canonical({"source": source, "judge": judge_id, "k": k, "pr_limit": pr_limit})
-    path = out / CACHE_FILE
-    if path.is_file():
-        with np.load(path, allow_pickle=False) as d:
-            if str(d["key"]) == key:
-                shape = tuple(int(v) for v in d["shape"]) if d["shape"].size else None
-                return ReferenceStats(d["mu"], d["sigma"], d["pool"], d["radii"], shape)
-    chunks, shape, batch = _images(reference, dataset)
+def reference_fingerprints(source: Source) -> np.ndarray | None:
+    """Fingerprints of the reference images (:func:`guidekit.comparison.split.fingerprints`); None without images."""
+    from .split import fingerprints
+
+    if not source.shape:
+        return None
+    return np.concatenate([fingerprints(chunk) for chunk in source.chunks(1000)])
+
+
+def _cache_path(out: Path, source: Source, space_id: Any, k: int, pr_limit: int) -> tuple[Path, str]:
+    key = canonical({"reference": source.sha256, "space": space_id, "k": k, "pr_limit": pr_limit})
+    return out / CACHE_DIR / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz", key
+
+
+def cached_stats(out: Path, sha256: str, space_id: Any, k: int, pr_limit: int) -> SpaceStats | None:
+    """The cached reference of one feature space in a finished run folder (None when it is not there)."""
+    key = canonical({"reference": sha256, "space": space_id, "k": k, "pr_limit": pr_limit})
+    path = out / CACHE_DIR / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as d:
+        return SpaceStats(d["mu"], d["sigma"], d["feats"], d["radii"]) if str(d["key"]) == key else None
+
+
+def space_stats(out: Path, source: Source, label: str, space_id: Any, extractor: Any, *, batch_size: int, k: int,
+                pr_limit: int, device: torch.device) -> SpaceStats | None:
+    """The reference in one feature space, from the cache when it matches, else computed and cached.
+
+    None when the reference holds no images and (for a feature space other than the judge's) no statistics.
+    """
+    cached = cached_stats(out, source.sha256, space_id, k, pr_limit)
+    if cached is not None:
+        return cached
+    path, key = _cache_path(out, source, space_id, k, pr_limit)
     stats, pool = FeatureStats(), []
-    if chunks is not None:
+    if source.shape:
         from ..progress import progress
 
-        total = -(-(shape[0] if shape else 0) // batch_size)
-        for chunk in progress(chunks(batch_size), total=total, desc="reference features", unit="batch"):
-            feats = judge.extract(chunk)["pool"].detach().float().cpu()
+        total = -(-source.shape[0] // batch_size)
+        for chunk in progress(source.chunks(batch_size), total=total, desc=f"reference features ({label})", unit="batch"):
+            feats = extractor.extract(chunk)["pool"].detach().float().cpu()
             stats.update(feats)
             pool.append(feats.numpy())
-    if batch is not None and batch.mu is not None:
-        mu, sigma = batch.mu, batch.sigma
+    pre = source.precomputed() if label == JUDGE_SPACE else None
+    if pre is not None:
+        mu, sigma = pre
         if pool and mu.shape[0] != pool[0].shape[1]:
             raise InvalidParameterError(
                 f"the reference's precomputed mu/sigma have dimension {mu.shape[0]} but the judge gives "
                 f"{pool[0].shape[1]}; use the judge that produced them (inception for ADM reference batches)")
     elif stats.count >= 2:
         mu, sigma = stats.mean, stats.cov
+    elif label != JUDGE_SPACE and not source.shape:
+        return None
     else:
         raise InvalidParameterError("the reference needs at least 2 images (or precomputed mu/sigma) for FD")
     feats = np.concatenate(pool) if pool else np.zeros((0, mu.shape[0]), np.float32)
@@ -116,7 +168,19 @@ def load_or_compute(out: Path, source: dict[str, Any], judge_id: dict[str, Any],
         feats = feats[keep]
     radii = (manifold_radii(feats, k, device=device).cpu().numpy() if len(feats) > k
              else np.zeros(0, np.float32))
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as fh:
-        np.savez(fh, key=np.array(key), mu=mu, sigma=sigma, pool=feats, radii=radii,
-                 shape=np.array(shape if shape else [], dtype=np.int64))
-    return ReferenceStats(mu, sigma, feats, radii, shape)
+        np.savez(fh, key=np.array(key), mu=mu, sigma=sigma, feats=feats, radii=radii)
+    return SpaceStats(mu, sigma, feats, radii)
+
+
+def load_stats(out: Path, source: Source, spaces: Mapping[str, tuple[Any, Any]], *, batch_size: int, k: int,
+               pr_limit: int, device: torch.device) -> dict[str, SpaceStats]:
+    """``{label: SpaceStats}`` for every feature space ``{label: (identity, extractor)}`` the reference allows."""
+    out_stats = {}
+    for label, (space_id, extractor) in spaces.items():
+        stats = space_stats(out, source, label, space_id, extractor, batch_size=batch_size, k=k, pr_limit=pr_limit,
+                            device=device)
+        if stats is not None:
+            out_stats[label] = stats
+    return out_stats

@@ -10,19 +10,25 @@ classifier-free guidance) plays that part: a cell whose scaler gives the neutral
 (γ = neutral of ``constant``, ``interval``, ``timestep``) is the same computation as ``constant`` at
 γ = neutral under the same guidance, and shares it (``"shared": "neutral"``).
 
-Layout of ``out``: ``manifest.json`` (every option that changes a result; a rerun with other options
-is refused), ``cells/<key>.json`` (one record per cell, written atomically: an interrupted run loses
-at most the cells in flight), ``reference_stats.npz`` (the judge's reference statistics).
+Layout of ``out``: ``manifest.json`` (every option that changes the samples or their features; a
+rerun with other options is refused), and per computation under ``cells/``: ``<key>.json`` (accuracy,
+vanishing points, seconds), ``<key>.npz`` (every sample's features in every feature space), and
+``<key>.m-<reference id>.json`` (FD, KID, precision and recall against one reference, identified by
+its content sha256 and the feature spaces); ``pilot-<key>-n<P>.json`` holds the accuracy of the first
+P samples (the bisection of ``--target-accuracy``). Everything is written atomically and found again
+by content: an interrupted run loses at most the cell in flight, the same command again computes
+nothing, and another reference recomputes the metrics from the stored features without sampling.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +39,15 @@ import torch
 from ..errors import InvalidParameterError
 from ..io import SampleBatchWriter, atomic_write, to_uint8
 from ..metrics import FeatureStats, frechet_distance
+from ..metrics.kid import kernel_distance
 from ..metrics.precision_recall import _coverage, manifold_radii
 from ..registry import create
 from ..sampling import sample
 from ..trace import GuidanceTrace
 from .grid import Cell, canonical
-from .reference import ReferenceStats
+from .reference import JUDGE_SPACE, SpaceStats
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: scalers whose scale is γ times something finite, so γ = 0 is no guidance at all
 ZERO_AT_ZERO_GAMMA = ("constant", "timestep", "gradnorm", "entropy")
 JUDGE_CHUNK = 250
@@ -91,7 +98,8 @@ class Context:
     classifiers: dict[str, Any]
     classifier_ids: dict[str, Any]
     judge: Any
-    reference: ReferenceStats
+    #: {label: extractor} of every feature space, the judge's (``oracle``) first
+    spaces: dict[str, Any]
     shape: tuple[int, int, int]
     num_classes: int
     num_samples: int
@@ -106,11 +114,15 @@ class Context:
     neutral: float | None = None
     #: called after every sampling step of :func:`compute` (``run_cells`` sets it for its progress line)
     on_step: Callable[[], None] | None = None
+    #: {label: SpaceStats} of the reference, and what identifies it (content sha256 + feature spaces)
+    reference: dict[str, SpaceStats] = attrs.Factory(dict)
+    reference_id: str = ""
+    reference_sha256: str = ""
+    #: {label: extractor name} of every feature space (records' ``features``)
+    feature_names: dict[str, str] = attrs.Factory(dict)
 
     @property
     def digest(self) -> str:
-        import hashlib
-
         return hashlib.sha256(canonical(self.manifest).encode()).hexdigest()[:16]
 
 
@@ -118,7 +130,7 @@ class Context:
 MANIFEST_FLAGS = {
     "model": "--model/--model-path", "diffusion": "--respacing", "sampler": "--sampler/--sampler-param",
     "num_samples": "--num-samples", "num_classes": "--classifier", "image_shape": "--model", "judge": "--judge",
-    "reference": "--reference", "k": "--k", "pr_limit": "--pr-limit", "threshold": "--threshold",
+    "features": "--judge/--features", "k": "--k", "pr_limit": "--pr-limit", "threshold": "--threshold",
     "clip_denoised": "--clip-denoised", "guidance": "--guidance/--guidance-param",
 }
 
@@ -189,10 +201,10 @@ def shared_job(ctx: Context, cell: Cell, dedupe: bool) -> tuple[str, Cell | None
     return cell.key, cell, None
 
 
-def _precision_recall(ref: ReferenceStats, fake: np.ndarray, k: int, device: torch.device) -> tuple[float | None, float | None]:
-    if len(ref.pool) <= k or len(fake) <= k:
+def _precision_recall(ref: SpaceStats, fake: np.ndarray, k: int, device: torch.device) -> tuple[float | None, float | None]:
+    if len(ref.feats) <= k or len(fake) <= k:
         return None, None
-    real = torch.from_numpy(ref.pool).float().to(device)
+    real = torch.from_numpy(ref.feats).float().to(device)
     fake_t = torch.from_numpy(fake).float().to(device)
     fake_radii = manifold_radii(fake_t, k)
     fake_in, real_in = _coverage(real, torch.from_numpy(ref.radii).to(device), fake_t, fake_radii, 4096)
@@ -207,14 +219,50 @@ def _quantiles(v: torch.Tensor) -> dict[str, float | None]:
     return {"mean_t": float(finite.mean()), "median_t": q[0], "q10_t": q[1], "q90_t": q[2]}
 
 
-def compute(ctx: Context, cell: Cell | None, seed: int) -> dict[str, Any]:
-    """Sample, judge and measure one cell (``cell=None``: unguided sampling for ``seed``); ``ctx.on_step()``,
-    if set, is called after every sampling step."""
+def _batches(ctx: Context, guidance: Any, seed: int, count: int,
+             on_step: Callable[[], None] | None = None) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, Any]]:
+    """(start, labels, uint8 NHWC images, trace) of the first ``count`` samples of ``seed``, batch by batch;
+    ``on_step()``, if given, is called after every sampling step."""
+    for start in range(0, count, ctx.batch_size):
+        n = min(ctx.batch_size, count - start)
+        y = labels_for(start, n, ctx.num_classes)
+        trace = GuidanceTrace() if guidance is not None else None
+        x0 = sample(ctx.model, ctx.diffusion, (n, *ctx.shape), sampler=ctx.sampler, guidance=guidance,
+                    y=y, num_classes=ctx.num_classes, seed=seed, sample_offset=start,
+                    callback=_step_callback(trace, on_step), progress=False, device=ctx.device,
+                    clip_denoised=ctx.clip_denoised)
+        yield start, y, to_uint8(x0.cpu()), trace  # judged as saved: uint8, like the ADM evaluator
+
+
+def _guidance_of(ctx: Context, cell: Cell | None) -> Any:
+    return None if cell is None else make_guidance(ctx, cell, create("scaler", cell.scaler, **cell.params))
+
+
+def _correct(ctx: Context, logits: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+    if logits.shape[1] != ctx.num_classes:
+        return 0, 0
+    return int((logits.argmax(1) == y).sum()), len(logits)
+
+
+def pilot_accuracy(ctx: Context, cell: Cell | None, seed: int, count: int) -> float | None:
+    """Judge accuracy of the first ``count`` samples of the cell (the same samples the full cell starts with)."""
+    guidance = _guidance_of(ctx, cell)
+    correct, judged = 0, 0
+    for _, y, images, _ in _batches(ctx, guidance, seed, count):
+        for j in range(0, len(images), JUDGE_CHUNK):
+            c, n = _correct(ctx, ctx.judge.extract(images[j:j + JUDGE_CHUNK])["logits"].detach().cpu(),
+                            y[j:j + JUDGE_CHUNK])
+            correct, judged = correct + c, judged + n
+    return correct / judged if judged else None
+
+
+def compute(ctx: Context, cell: Cell | None, seed: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Sample and judge one cell (``cell=None``: unguided sampling for ``seed``): (result, features per space);
+    ``ctx.on_step()``, if set, is called after every sampling step."""
     started = time.perf_counter()
-    guidance = None
-    if cell is not None:
-        guidance = make_guidance(ctx, cell, create("scaler", cell.scaler, **cell.params))
-    stats, pools, vanish = FeatureStats(), [], []
+    guidance = _guidance_of(ctx, cell)
+    pools: dict[str, list[np.ndarray]] = {label: [] for label in ctx.spaces}
+    vanish = []
     correct, judged = 0, 0
     norm_sum: torch.Tensor | None = None
     scale_sum: torch.Tensor | None = None
@@ -224,24 +272,15 @@ def compute(ctx: Context, cell: Cell | None, seed: int) -> dict[str, Any]:
     keep = (SampleBatchWriter(ctx.out / "samples" / f"{name}.npz", ctx.num_samples, (h, w, c))
             if ctx.save_samples else contextlib.nullcontext())
     with keep as writer:  # the .npz appears only when the whole cell is sampled
-        for start in range(0, ctx.num_samples, ctx.batch_size):
-            count = min(ctx.batch_size, ctx.num_samples - start)
-            y = labels_for(start, count, ctx.num_classes)
-            trace = GuidanceTrace() if guidance is not None else None
-            x0 = sample(ctx.model, ctx.diffusion, (count, *ctx.shape), sampler=ctx.sampler, guidance=guidance,
-                        y=y, num_classes=ctx.num_classes, seed=seed, sample_offset=start,
-                        callback=_step_callback(trace, ctx.on_step),
-                           progress=False, device=ctx.device, clip_denoised=ctx.clip_denoised)
-            images = to_uint8(x0.cpu())  # judged as saved: uint8, like the ADM evaluator
-            for j in range(0, count, JUDGE_CHUNK):
-                feats = ctx.judge.extract(images[j:j + JUDGE_CHUNK])
-                pool = feats["pool"].detach().float().cpu()
-                stats.update(pool)
-                pools.append(pool.numpy())
-                logits = feats["logits"].detach().cpu()
-                if logits.shape[1] == ctx.num_classes:
-                    correct += int((logits.argmax(1) == y[j:j + JUDGE_CHUNK]).sum())
-                    judged += len(logits)
+        for _, y, images, trace in _batches(ctx, guidance, seed, ctx.num_samples, ctx.on_step):
+            for j in range(0, len(images), JUDGE_CHUNK):
+                chunk = images[j:j + JUDGE_CHUNK]
+                for label, extractor in ctx.spaces.items():
+                    feats = extractor.extract(chunk)
+                    pools[label].append(feats["pool"].detach().float().cpu().numpy())
+                    if label == JUDGE_SPACE:
+                        n_ok, n = _correct(ctx, feats["logits"].detach().cpu(), y[j:j + JUDGE_CHUNK])
+                        correct, judged = correct + n_ok, judged + n
             if writer is not None:
                 writer.add(images, y)
             if trace is not None and trace.t:
@@ -252,41 +291,106 @@ def compute(ctx: Context, cell: Cell | None, seed: int) -> dict[str, Any]:
                     vanish.append(trace.vanishing_points(ctx.threshold))
                     norms = trace.tensor("guided_norm").sum(1)
                     norm_sum = norms if norm_sum is None else norm_sum + norms
-    fake = np.concatenate(pools)
-    precision, recall = _precision_recall(ctx.reference, fake, ctx.k, ctx.device)
     v = torch.cat(vanish) if vanish else torch.zeros(0, dtype=torch.float64)
     vanishing: dict[str, Any] | None = {"threshold": ctx.threshold,
                                         "fraction": float(torch.isfinite(v).double().mean()) if v.numel() else 0.0,
                                         **_quantiles(v)}
     if cell is not None and cell.guidance != "classifier" and norm_sum is None:
         vanishing = None
-    return {
+    result = {
         "accuracy": correct / judged if judged else None,
-        "fd": frechet_distance(stats.mean, stats.cov, ctx.reference.mu, ctx.reference.sigma),
-        "precision": precision,
-        "recall": recall,
         "seconds": round(time.perf_counter() - started, 3),
         "vanishing": vanishing,
         "profile": {"t": t_list, "mean_guided_norm": [] if norm_sum is None else (norm_sum / ctx.num_samples).tolist(),
                     "mean_scale": [] if scale_sum is None else (scale_sum / ctx.num_samples).tolist()},
         "vanishing_t": [None if not math.isfinite(x) else x for x in v.tolist()],
     }
+    return result, {label: np.concatenate(p) for label, p in pools.items()}
 
 
-def _store(ctx: Context, key: str, spec: dict[str, Any], result: dict[str, Any]) -> None:
+def measure(ctx: Context, feats: dict[str, np.ndarray]) -> dict[str, Any]:
+    """FD and KID in every feature space the reference has, precision/recall in the judge's."""
+    import warnings
+
+    fd, kid = {}, {}
+    for label, ref in ctx.reference.items():
+        if label not in feats:
+            continue
+        stats = FeatureStats().update(feats[label])
+        with warnings.catch_warnings():  # the ADM evaluator's eps fix-up warns; the value is what it computes
+            warnings.simplefilter("ignore", RuntimeWarning)
+            fd[label] = frechet_distance(stats.mean, stats.cov, ref.mu, ref.sigma)
+        kid[label] = kernel_distance(ref.feats, feats[label]) if len(ref.feats) >= 2 else None
+    judge_ref = ctx.reference.get(JUDGE_SPACE)
+    precision, recall = (_precision_recall(judge_ref, feats[JUDGE_SPACE], ctx.k, ctx.device)
+                         if judge_ref is not None else (None, None))
+    return {"fd": fd, "kid": kid, "precision": precision, "recall": recall}
+
+
+def _store(ctx: Context, key: str, spec: dict[str, Any], result: dict[str, Any], feats: dict[str, np.ndarray]) -> None:
+    for stale in ctx.out.glob(f"cells/{key}.[mb]-*"):  # metrics and bootstraps of features computed before
+        stale.unlink()
+    with atomic_write(features_path(ctx, key)) as fh:  # the features first: a cell's .json implies its .npz
+        np.savez_compressed(fh, **feats)
     with atomic_write(cell_path(ctx, key), "w") as fh:
         ident = ctx.classifier_ids.get(spec["classifier"]) if "classifier" in spec else None
         json.dump({"format": FORMAT_VERSION, "manifest": ctx.digest, "cell": spec, "classifier_id": ident, **result}, fh)
 
 
-METRICS = ("accuracy", "fd", "precision", "recall", "seconds", "vanishing")
+def features_path(ctx: Context, key: str) -> Path:
+    return ctx.out / "cells" / f"{key}.npz"
+
+
+def load_features(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as d:
+        return {k: d[k] for k in d.files}
+
+
+def metrics_of(ctx: Context, key: str) -> dict[str, Any]:
+    """The cell's metrics against this run's reference, from its cache file or from its stored features."""
+    path = ctx.out / "cells" / f"{key}.m-{ctx.reference_id}.json"
+    if path.is_file():
+        with contextlib.suppress(json.JSONDecodeError):
+            return json.loads(path.read_text())
+    result = measure(ctx, load_features(features_path(ctx, key)))
+    with atomic_write(path, "w") as fh:
+        json.dump(result, fh)
+    return result
+
+
+def _measured(ctx: Context, key: str) -> dict[str, Any]:
+    return {**metrics_of(ctx, key), "features": dict(ctx.feature_names), "reference_sha256": ctx.reference_sha256,
+            "cell": key}
+
+
+def pilot_of(ctx: Context, cell: Cell, count: int, dedupe: bool = True) -> float | None:
+    """Cached :func:`pilot_accuracy` (shared like full cells: γ = 0 is the unguided pilot)."""
+    key, job, _ = shared_job(ctx, cell, dedupe)
+    path = ctx.out / "cells" / f"pilot-{key}-n{count}.json"
+    if path.is_file():
+        with contextlib.suppress(json.JSONDecodeError):
+            data = json.loads(path.read_text())
+            if data.get("manifest") == ctx.digest:
+                return data["accuracy"]
+    acc = pilot_accuracy(ctx, job, cell.seed, count)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, "w") as fh:
+        json.dump({"format": FORMAT_VERSION, "manifest": ctx.digest, "accuracy": acc, "samples": count,
+                   "cell": cell.spec()}, fh)
+    return acc
+
+
+METRICS = ("accuracy", "fd", "kid", "precision", "recall", "seconds", "vanishing")
 
 
 def record_of(cell: Cell, result: dict[str, Any], shared: str | None,
               guidance_params: dict[str, Any] | None = None) -> dict[str, Any]:
     """The cell's results.json record; ``shared``: "unguided" / "neutral" when it reused another computation."""
     rec = {"classifier": cell.classifier, "scaler": cell.scaler, "params": dict(cell.params), "seed": cell.seed,
-           **{m: result[m] for m in METRICS}, "guidance": cell.guidance}
+           **{m: result.get(m) for m in METRICS}, "guidance": cell.guidance}
+    for extra in ("features", "reference_sha256", "cell"):
+        if extra in result:
+            rec[extra] = result[extra]
     if guidance_params:
         rec["guidance_params"] = dict(guidance_params)
     if shared:
@@ -323,7 +427,9 @@ def run_cells(ctx: Context, cells: list[Cell], *, dedupe: bool = True, show_prog
               on_record: Callable[[list[Row]], None] | None = None) -> list[Row]:
     """(cell, result, shared) for ``cells`` in grid order, computing only what is not cached.
 
-    ``on_record(rows)`` is called after each computed cell with the rows finished so far.
+    ``result`` holds the cell's sampling results, its metrics against ``ctx.reference`` and
+    ``cell`` (the cache key of its computation). ``on_record(rows)`` is called after each computed
+    cell with the rows finished so far.
     """
     from ..progress import progress
 
@@ -335,8 +441,8 @@ def run_cells(ctx: Context, cells: list[Cell], *, dedupe: bool = True, show_prog
     todo = []
     for key in jobs:
         cached = load_cell(ctx, key)
-        if cached is not None:
-            results[key] = cached
+        if cached is not None and features_path(ctx, key).is_file():
+            results[key] = {**cached, **_measured(ctx, key)}
         else:
             todo.append(key)
     if results:
@@ -360,8 +466,9 @@ def run_cells(ctx: Context, cells: list[Cell], *, dedupe: bool = True, show_prog
             cell, seed = jobs[key]
             spec = {"unguided": True, "seed": seed} if cell is None else cell.spec()
             bar.postfix = f"cell {index}/{len(todo)}: {_cell_label(cell, seed)}"
-            results[key] = compute(ctx, cell, seed)
-            _store(ctx, key, spec, results[key])
+            result, feats = compute(ctx, cell, seed)
+            _store(ctx, key, spec, result, feats)
+            results[key] = {**result, **_measured(ctx, key)}
             if on_record is not None:
                 on_record(rows())
     finally:

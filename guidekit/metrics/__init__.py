@@ -20,6 +20,7 @@ from guidekit.errors import InvalidParameterError
 
 from .frechet import FrechetDistanceError, frechet_distance
 from .inception_score import inception_score, inception_score_splits
+from .kid import kernel_distance
 from .precision_recall import manifold_radii, precision_recall
 from .stats import FeatureStats
 
@@ -33,6 +34,7 @@ __all__ = [
     "frechet_distance",
     "inception_score",
     "inception_score_splits",
+    "kernel_distance",
     "manifold_radii",
     "precision_recall",
 ]

@@ -6,6 +6,7 @@ import hashlib
 import json
 import shutil
 
+import attrs
 import guidekit_mnist16 as m16
 import numpy as np
 import pytest
@@ -14,9 +15,7 @@ from guidekit_mnist16.models import REFERENCE, WEIGHTS
 
 import guidekit as gk
 from guidekit.io import load_batch
-
-CARD_KEYS = {"name", "data", "preprocessing", "split", "command", "guidekit_version", "torch_version", "trained_on",
-             "architecture", "training", "seed", "parameters", "train_seconds", "sha256"}
+from guidekit.testing.bundled import check_bundled_network
 
 
 @pytest.fixture(scope="module")
@@ -27,14 +26,9 @@ def reference():
 
 @pytest.mark.parametrize("name", m16.NAMES)
 def test_component_loads_with_a_complete_card(name):
-    assert name in gk.available("network")
-    model = gk.create("network", name)
-    assert not model.training
+    model = check_bundled_network(name, WEIGHTS, REFERENCE)
     card = model.card
-    assert CARD_KEYS <= set(card), CARD_KEYS - set(card)
-    assert card["name"] == name and card["data"] == "mnist16" and "pad 2" in card["preprocessing"]
-    assert card["sha256"] == hashlib.sha256((WEIGHTS / f"{name}.safetensors").read_bytes()).hexdigest()
-    assert card["parameters"] == sum(p.numel() for p in model.parameters())
+    assert card["data"] == "mnist16"
     if name.startswith("mnist16-unet"):
         diff = gk.GaussianDiffusion.create(**card["diffusion"], respacing="ddim10")
         assert diff.num_steps == 10 and card["flags"].startswith("--image_size 16")
@@ -75,27 +69,58 @@ def test_oracle_is_an_extractor_and_judges_real_digits(reference):
     images, labels = reference
     oracle = gk.create("extractor", "mnist16-oracle")
     feats = oracle.extract(images[::10])
-    assert set(feats) >= {"pool", "logits"} and feats["logits"].shape == (500, 10)
-    assert (feats["logits"].argmax(1) == labels[::10]).double().mean() > 0.9  # 0.944 measured (uint8 images)
+    assert set(feats) >= {"pool", "logits"} and feats["logits"].shape == (50, 10)
+    assert (oracle.extract(images)["logits"].argmax(1) == labels).double().mean() > 0.9  # 0.96 measured (uint8)
     assert oracle.card["metrics"]["heldout_accuracy"] > 0.9
     assert "ADM" not in oracle.card["architecture"] or "not an ADM" in oracle.card["architecture"]
 
 
-def test_reference_batch_is_mnist16(reference):
+def test_reference_batch_is_the_held_out_split(reference):
+    """The split check: the cards' fingerprints are exactly those of Dataset.split(500, seed=0)'s training
+    part, the shipped reference is its held-out part, and the two share no image."""
+    from guidekit.comparison.split import fingerprints
+    from guidekit.data import load_dataset
+    from guidekit.io import to_uint8
+
     images, labels = reference
-    assert images.shape == (5000, 16, 16, 1) and images.dtype == torch.uint8
-    assert labels.bincount().tolist() == [500] * 10
+    assert images.shape == (500, 16, 16, 1) and images.dtype == torch.uint8
+    train, held = load_dataset("mnist16").split(500, seed=0)
+    assert torch.equal(images, to_uint8(held.images)) and torch.equal(labels, held.labels)
+    split = gk.create("network", "mnist16-unet").card["split"]
+    shipped = np.load(split["train"]["path"])
+    assert split["train"]["count"] == 4500 and np.array_equal(shipped, fingerprints(to_uint8(train.images).numpy()))
+    assert not np.isin(fingerprints(images.numpy()), shipped).any()
+    assert split["heldout"]["sha256"] == hashlib.sha256(REFERENCE.read_bytes()).hexdigest()
+    assert split["train"]["sha256"] == hashlib.sha256(WEIGHTS.joinpath(split["train"]["file"]).read_bytes()).hexdigest()
 
 
-def test_a_damaged_weights_file_is_refused(tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", [*m16.NAMES, "mnist16-pca"])
+def test_every_card_records_the_same_split(name):
+    card = (gk.create("extractor", name) if name == "mnist16-pca" else gk.create("network", name)).card
+    assert card["split"]["train"]["file"] == "mnist16-train-fingerprints.npy"
+    assert card["reference_batch"] == str(REFERENCE) == card["split"]["heldout"]["path"]
+    assert card["split"] == gk.create("network", "mnist16-oracle").card["split"]
+
+
+def test_pca_feature_space_is_named_by_the_oracle_and_reads_pixels(reference):
+    images, _ = reference
+    assert gk.create("extractor", "mnist16-oracle").card["features"] == {"pca": "mnist16-pca"}
+    pca = gk.create("extractor", "mnist16-pca")
+    feats = pca.extract(images)["pool"]
+    assert feats.shape == (500, 32)
+    # centred on the training mean: the held-out projections average near 0 next to their spread
+    assert (feats.mean(0).abs() < 0.35 * feats.std(0)).all()
+    assert feats.var(0)[0] > feats.var(0)[-1]  # ordered by explained variance
+
+
+def test_a_damaged_weights_file_is_refused(tmp_path):
     fake = tmp_path / "weights"
     shutil.copytree(WEIGHTS, fake)
     blob = bytearray((fake / "mnist16-oracle.safetensors").read_bytes())
     blob[-1] ^= 0xFF
     (fake / "mnist16-oracle.safetensors").write_bytes(bytes(blob))
-    monkeypatch.setattr("guidekit_mnist16.models.WEIGHTS", fake)
     with pytest.raises(gk.CheckpointError, match="sha256"):
-        m16.load("mnist16-oracle")
+        attrs.evolve(m16.models.BUNDLE, weights=fake).load("mnist16-oracle")
 
 
 def test_unknown_bundled_name():
@@ -131,7 +156,7 @@ def test_ect_classifier_is_less_confident_than_ce_on_the_same_noisy_inputs(refer
     """ECT (paper Eq. 12) keeps p(ỹ|x_t) away from one-hot: higher entropy on identical x_t (measured at
     t = 100: 0.10 nats for CE, 0.32 for ECT)."""
     images, labels = reference
-    x0 = images[::25].permute(0, 3, 1, 2).float() / 127.5 - 1
+    x0 = images[::2].permute(0, 3, 1, 2).float() / 127.5 - 1
     ce, ect = (gk.create("network", f"mnist16-classifier-{k}") for k in ("ce", "ect"))
     diff = gk.GaussianDiffusion.create(steps=1000)
     for t in (100, 300):
@@ -139,7 +164,7 @@ def test_ect_classifier_is_less_confident_than_ce_on_the_same_noisy_inputs(refer
         x_t = diff.q_sample(x0, tt, torch.randn(x0.shape, generator=torch.Generator().manual_seed(t)))
         with torch.no_grad():
             h_ce, h_ect = (gk.GuidanceState(t=tt, t_index=0, num_steps=1, logits=m(x_t, tt), grad=None,
-                                            y=labels[::25]).entropy.mean() for m in (ce, ect))
+                                            y=labels[::2]).entropy.mean() for m in (ce, ect))
         assert h_ect > 1.3 * h_ce, (t, h_ce, h_ect)
 
 
