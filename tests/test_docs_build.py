@@ -7,6 +7,7 @@ When a public name is missing, the failure lists exactly the missing names, to a
 
 from __future__ import annotations
 
+import argparse
 import html
 import importlib
 import re
@@ -58,8 +59,18 @@ def public_names() -> list[str]:
             module = importlib.import_module(package)
         except ImportError as exc:
             pytest.fail(f"{package} is not installed ({exc}); pip install -e plugins/<its folder>")
-        names += [f"{package}.{name}" for name in getattr(module, "__all__", [])]
+        if not getattr(module, "__all__", None):  # without __all__ nothing of the package would be checked
+            pytest.fail(f"{package} has no __all__: list its public names there, so the reference check covers them")
+        names += [f"{package}.{name}" for name in module.__all__]
     return names
+
+
+def test_the_reference_check_covers_every_plugin_of_the_repository():
+    assert {"guidekit_eds", "guidekit_adm", "guidekit_mnist16", "guidekit_diffusers", "guidekit_fashion"} <= set(
+        plugin_packages())
+    names = public_names()
+    for package in plugin_packages():
+        assert any(name.startswith(package + ".") for name in names), f"no public name of {package} is checked"
 
 
 def test_docs_build_without_warnings(built):
@@ -92,6 +103,13 @@ def test_the_cli_reference_has_every_sub_command(built):
     missing = [name for name in commands if f"guidekit {name}" not in cli]
     assert not missing, f"sub-commands missing from docs/cli.rst's generated reference: {', '.join(missing)}"
     assert "--num-samples NUM_SAMPLES" in cli and "Default: " in cli  # options, with their defaults
+    absent = [f"guidekit {name} {option}" for name, sub in commands.items() for action in sub._actions
+              if action.help != argparse.SUPPRESS for option in action.option_strings
+              if option.startswith("--") and option != "--help" and option not in cli]
+    assert not absent, f"options missing from the generated CLI reference: {', '.join(absent)}"
+    for flag in ("--target-accuracy", "--pilot-samples", "--bisect-steps", "--tolerance", "--baseline",
+                 "--features", "--allow-reference-overlap"):  # the comparison protocol's flags
+        assert flag in cli, f"guidekit compare {flag} is not in the CLI reference"
 
 
 def test_the_committed_study_plots_in_the_docs_are_current():

@@ -5,8 +5,8 @@ import torch
 import guidekit as gk
 from guidekit.io import save_grid
 
-unet = gk.create("network", "mnist16-unet")                 # bundled: weights checked against the card's sha256
-classifier = gk.create("network", "mnist16-classifier-ect")  # noise-aware, trained with ECT (eta = 0.2)
+unet = gk.load_network("mnist16-unet")                  # bundled: weights checked against the card's sha256
+classifier = gk.load_network("mnist16-classifier-ect")  # noise-aware, trained with ECT (eta = 0.2)
 diffusion = gk.GaussianDiffusion.from_model(unet, respacing="ddim25")  # the process the UNet was trained with
 
 trace = gk.GuidanceTrace()
