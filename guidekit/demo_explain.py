@@ -13,9 +13,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-#: the ``guidekit compare`` command the demo suggests (the bundled models, a γ sweep per scaler)
+#: the ``guidekit compare`` command the demo suggests (the bundled models, γ found per target accuracy)
 COMPARE_COMMAND = ("guidekit compare --model mnist16-unet --classifier mnist16-classifier-ce "
-                   "--scaler constant:0,1,2,4 --scaler entropy:0.5,1,2 --respacing ddim25 --out compare-run")
+                   "--scaler constant --scaler entropy --target-accuracy 0.8,0.9 --respacing ddim25 --out compare-run")
 
 
 def clearly_different(p1: float, p2: float, n: int) -> bool:

@@ -157,5 +157,6 @@ def run(args: argparse.Namespace) -> int:
                         baseline=args.baseline, bootstrap=args.bootstrap)
     print(result.table)
     print(f"wrote {len(result.records)} records from {len(args.runs)} runs to {result.out}/results.json "
-          "(and results.csv, matched_accuracy.md" + (", frontier.png)" if args.plots else ")"), file=sys.stderr)
+          "(and results.csv, matched_accuracy.md" + (", paired.json" if result.paired is not None else "")
+          + (", frontier.png)" if args.plots else ")"), file=sys.stderr)
     return 0
