@@ -14,7 +14,7 @@ What it writes:
   started) writes when it is run;
 * ``save_grid.png``: ``guidekit.io.save_grid`` of 16 real mnist16 digits, classes 0-9 then 0-5 (default ``scale``);
 * ``<study>_frontier.png`` / ``<study>_vanishing.png``: copies of the plots committed with each study
-  under ``benchmarks/results/compare/*/`` and ``benchmarks/results/guidance_study/all/``.
+  under ``benchmarks/results/compare/*/``, ``benchmarks/results/study/*/*/`` and ``benchmarks/results/guidance_study/all/``.
 """
 
 from __future__ import annotations
@@ -40,6 +40,11 @@ def study_plots() -> dict[Path, Path]:
         for kind in ("frontier", "vanishing"):
             if (folder / f"{kind}.png").is_file():
                 pairs[IMAGES / f"compare_{folder.name}_{kind}.png"] = folder / f"{kind}.png"
+    study = RESULTS / "study"
+    for folder in sorted(study.glob("*/*/")) if study.is_dir() else []:
+        for kind in ("frontier", "vanishing"):
+            if (folder / f"{kind}.png").is_file():
+                pairs[IMAGES / f"study_{folder.parent.name}_{folder.name}_{kind}.png"] = folder / f"{kind}.png"
     together = RESULTS / "guidance_study" / "all" / "frontier.png"
     if together.is_file():
         pairs[IMAGES / "guidance_study_frontier.png"] = together

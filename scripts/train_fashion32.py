@@ -4,6 +4,7 @@
     python scripts/train_fashion32.py unet             # or unet-cond, classifier-ce, classifier-ect, oracle, reference
     python scripts/train_fashion32.py unet --resume    # continue after a kill (checkpoints in runs/fashion32/)
     python scripts/train_fashion32.py split            # after training: fingerprints, PCA, the cards' split
+    python scripts/train_fashion32.py curves           # the logged training curves (from the checkpoints' records)
 
 Every model trains on the 60,000 training images (28x28, /255, zero-padded by 2 px to 32x32, x*2-1). The
 10,000 test images are never trained on: ``reference`` writes 2,000 of them (seeded choice) as the held-out
@@ -49,15 +50,17 @@ CLASSIFIER_FLAGS = ("--image_size 32 --in_channels 1 --num_classes 10 --classifi
 MODELS = {
     "unet": dict(flags=UNET_FLAGS, config=dict(steps=4000, batch_size=64, lr=5e-4, grad_clip=1.0, seed=1)),
     "unet-cond": dict(flags=UNET_FLAGS + " --class_cond True --num_classes 11",
-                      config=dict(steps=4000, batch_size=64, lr=5e-4, grad_clip=1.0, seed=1, class_dropout=0.1,
+                      config=dict(steps=1500, batch_size=64, lr=5e-4, grad_clip=1.0, seed=1, class_dropout=0.1,
                                   null_label=10)),
-    "classifier-ce": dict(flags=CLASSIFIER_FLAGS, config=dict(steps=3000, batch_size=64, lr=3e-4, seed=2, loss="ce")),
-    "classifier-ect": dict(flags=CLASSIFIER_FLAGS, config=dict(steps=3000, batch_size=64, lr=3e-4, seed=2, loss="ect",
+    "classifier-ce": dict(flags=CLASSIFIER_FLAGS, config=dict(steps=1500, batch_size=64, lr=3e-4, seed=2, loss="ce")),
+    "classifier-ect": dict(flags=CLASSIFIER_FLAGS, config=dict(steps=1500, batch_size=64, lr=3e-4, seed=2, loss="ect",
                                                                loss_params={"eta": 0.2})),
-    "oracle": dict(flags="", config=dict(epochs=8, batch_size=64, lr=2e-3, seed=3, width=64)),
+    "oracle": dict(flags="", config=dict(epochs=4, batch_size=64, lr=2e-3, seed=3, width=64)),
     "reference": dict(flags="", config={}),
     "split": dict(flags="", config={}),
+    "curves": dict(flags="", config={}),
 }
+CURVES = ROOT / "benchmarks" / "results" / "fashion32_training"
 NAMES = ("unet", "unet-cond", "classifier-ce", "classifier-ect", "oracle")
 SPLIT = ("60000 training images (the Fashion-MNIST training set); held out: 2000 of the 10000 test images "
          f"(torch.randperm seed {REFERENCE_SEED}, the reference), the oracle's accuracy on the other 8000")
@@ -94,6 +97,39 @@ def load_split() -> tuple[gk.data.Dataset, gk.data.Dataset, gk.data.Dataset]:
     return train, pick(ref), pick(rest)
 
 
+def write_curves() -> int:
+    """benchmarks/results/fashion32_training/curves.json and .png: every logged record of each ADM network's run."""
+    curves = {}
+    for name in NAMES:
+        ckpt = RUNS / name / "checkpoint.pt"
+        if ckpt.is_file():
+            curves[f"fashion32-{name}"] = torch.load(ckpt, map_location="cpu", weights_only=True)["records"]
+    if not curves:
+        print(f"no checkpoints under {RUNS}: train first", file=sys.stderr)
+        return 1
+    CURVES.mkdir(parents=True, exist_ok=True)
+    (CURVES / "curves.json").write_text(json.dumps(curves, indent=1) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for name, records in curves.items():
+        ax = axes[1] if "classifier" in name else axes[0]
+        ax.plot([r["step"] for r in records], [r["loss"] for r in records], label=name)
+        if "accuracy" in records[0]:
+            axes[1].plot([r["step"] for r in records], [r["accuracy"] for r in records], "--", label=f"{name} accuracy")
+    axes[0].set(title="diffusion models: training loss (mse + vb)", xlabel="step", yscale="log")
+    axes[1].set(title="noise-aware classifiers: loss and batch accuracy", xlabel="step")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(CURVES / "curves.png", dpi=120)
+    print(f"wrote {CURVES / 'curves.json'} and curves.png ({', '.join(curves)})")
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", choices=list(MODELS))
@@ -102,6 +138,8 @@ def main() -> int:
     p.add_argument("--trained-on", default=None, help="where it ran, for the card (default: CPU model and core count)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.model == "curves":
+        return write_curves()
     train, reference, rest = load_split()
     spec = MODELS[args.model]
     WEIGHTS.mkdir(parents=True, exist_ok=True)
