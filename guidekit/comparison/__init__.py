@@ -27,14 +27,15 @@ import attrs
 import numpy as np
 import torch
 
-from ..errors import InvalidParameterError
+from ..errors import IdentityError, InvalidParameterError
 from ..io import atomic_write
 from . import models, reference
+from .cache import features_intact, read_json, read_npz
 from .features import feature_spaces, identity
 from .grid import Cell, build_cells, build_sweeps, canonical
 from .matched import method_name, method_of, sweep_value
 from .paired import REPLICATES, bootstrap_fd, draws, paired_rows
-from .report import write_outputs
+from .report import mark_incomplete, write_outputs
 from .runner import Context, Row, check_manifest, load_features, record_of, run_cells
 from .split import OVERRIDE_FLAG, ReferenceOverlapError, check_reference, sha256_file
 
@@ -131,15 +132,21 @@ def _check_overlap(source: reference.Source, roles: list[tuple[str, Any]], allow
 
 def cell_bootstrap(out: Path, record: dict[str, Any], feature: str, reference_id: str, ref: Any,
                    replicates: int) -> np.ndarray:
-    """The bootstrap FD replicates of a record's cell in run folder ``out`` (:mod:`.paired`), cached beside it."""
+    """The bootstrap FD replicates of a record's cell in run folder ``out`` (:mod:`.paired`), cached beside it
+    (a damaged cache file is computed again; damaged features are a named error)."""
     key = record["cell"]
-    path = out / "cells" / f"{key}.b-{reference_id}-{feature}-{replicates}.npy"
-    if path.is_file():
-        return np.load(path, allow_pickle=False)
-    feats = load_features(out / "cells" / f"{key}.npz")[feature]
+    path = out / "cells" / f"{key}.b-{reference_id}-{feature}-{replicates}.npz"
+    cached = read_npz(path)
+    if cached is not None and "values" in cached:
+        return cached["values"]
+    features = out / "cells" / f"{key}.npz"
+    if not features_intact(read_json(out / "cells" / f"{key}.json") or {}, features):
+        raise IdentityError(f"{features} (the features of a cell of {out}) is missing, damaged or replaced; run "
+                            f"the guidekit compare command of {out} again: it computes that cell again, alone")
+    feats = load_features(features)[feature]
     values = bootstrap_fd(feats, ref.mu, ref.sigma, draws(len(feats), replicates, record["seed"]))
     with atomic_write(path) as fh:
-        np.save(fh, values, allow_pickle=False)
+        np.savez(fh, values=values)
     return values
 
 
@@ -254,6 +261,13 @@ def compare(
         raise InvalidParameterError(f"tolerance must be an accuracy difference in [0, 1), got {tolerance}")
     if num_samples < 2:
         raise InvalidParameterError("num_samples must be at least 2 (FD needs a covariance)")
+    if num_samples < k + 1:  # as guidekit evaluate: a named error, not precision/recall written as null
+        raise InvalidParameterError(f"precision/recall with k={k} (--k) needs at least {k + 1} samples per cell (each "
+                                    f"is its own 0-th neighbour), but num_samples (--num-samples) is {num_samples}; "
+                                    "lower --k or raise --num-samples")
+    if targets is None and baseline is not None:
+        raise InvalidParameterError(f"--baseline {baseline!r} names the method of the paired statistics (paired.json), "
+                                    "which need --target-accuracy; give --target-accuracy, or drop --baseline")
     if targets is not None and pilot_samples > num_samples:
         raise InvalidParameterError(f"--pilot-samples ({pilot_samples}) must not exceed --num-samples ({num_samples}): "
                                     "the pilot subset is the first samples of each cell")
@@ -274,7 +288,8 @@ def compare(
         sweeps, ladder = ladders(sweeps)
     cells = build_cells(clf_labels, sweeps, _seeds(seeds), guidance)
     for cell in {(c.scaler, canonical(c.params)): c for c in cells}.values():  # every point, before any sampling
-        create("scaler", cell.scaler, **cell.params, **({"gamma": ladder[cell.scaler][-1]} if targets else {}))
+        for gamma in ladder[cell.scaler] if targets is not None else [None]:  # every γ the search may try
+            create("scaler", cell.scaler, **cell.params, **({"gamma": gamma} if gamma is not None else {}))
     dev = device if isinstance(device, torch.device) else resolve_device(str(device))
 
     net = models.load_network(model, model_path, dev, "model")
@@ -298,9 +313,10 @@ def compare(
     sampler_obj = create("sampler", sampler_name, **sampler_kwargs)
 
     card = models.card_of(net)
-    if reference_batch is None and card.get("reference_batch"):
-        reference_batch = card["reference_batch"]  # a bundled model's held-out images, shipped with it
-    source = reference.open_source(reference_batch, None if reference_batch is not None else card.get("data"))
+    if reference_batch is None and card.get("reference_batch"):  # a bundled model's held-out images, shipped with it
+        source = reference.card_source(card, model)
+    else:
+        source = reference.open_source(reference_batch, None if reference_batch is not None else card.get("data"))
     ref_shape = source.shape
     shape = models.image_shape(net, ref_shape)
     if ref_shape is not None and tuple(ref_shape[1:]) != (shape[1], shape[2], shape[0]):
@@ -309,6 +325,7 @@ def compare(
             f"{str(source.path or source.dataset)!r} holds {ref_shape[1]}×{ref_shape[2]}×{ref_shape[3]} (H×W×C): the "
             "judge would compare unlike images. Give a reference of the model's image size and channels"
         )
+    reference.check_neighbours(source, k, pr_limit)
     model_k = getattr(net, "num_classes", None)
     if clfs:
         ks = {label: models.num_classes_of(c, shape, dev, label) for label, c in clfs.items()}
@@ -323,6 +340,12 @@ def compare(
     judge_id = {"name": judge, **({"weights": _file_id(judge_weights)["sha256"]} if judge_weights
                                   else {k: v for k, v in identity(judge, judge_obj).items() if k == "sha256"})}
     spaces = feature_spaces(judge, judge_obj, judge_id, features, dev)
+    probe_feats = judge_obj.extract(torch.zeros(2, *shape, device=dev))
+    judge_k = int(probe_feats["logits"].shape[1])
+    if judge_k != num_classes and targets is not None:
+        raise InvalidParameterError(f"the judge {judge!r} has {judge_k} classes and the classifiers {num_classes}: "
+                                    "no accuracy, so no γ for a target accuracy; use a judge of these classes")
+    reference.check_precomputed(source, judge, int(probe_feats["pool"].shape[1]), [sp for sp in spaces if sp != reference.JUDGE_SPACE])
     methods = list(dict.fromkeys(method_name({**c.spec(), "params": {**c.params, "gamma": 0.0},
                                               "guidance_params": guidance_kwargs}) for c in cells))
     if baseline is None:
@@ -360,11 +383,7 @@ def compare(
                   save_samples=save_samples, clip_denoised=clip_denoised, guidance_params=guidance_kwargs,
                   neutral=neutral, reference=ref_stats, reference_id=_reference_id(source, spaces, k, pr_limit),
                   reference_sha256=source.sha256, feature_names={label: sp.name for label, sp in spaces.items()})
-    judge_k = int(judge_obj.extract(torch.zeros(2, *shape, device=dev))["logits"].shape[1])
     if judge_k != num_classes:
-        if targets is not None:
-            raise InvalidParameterError(f"the judge {judge!r} has {judge_k} classes and the classifiers {num_classes}: "
-                                        "no accuracy, so no γ for a target accuracy; use a judge of these classes")
         print(f"guidekit compare: warning: the judge {judge!r} has {judge_k} classes and the classifiers {num_classes}; "
               "accuracy is not computed (use a judge trained on the classifiers' labels)", file=sys.stderr)
     ref_info = {**source.describe(), "id": ctx.reference_id, "features": ctx.feature_names,
@@ -394,9 +413,11 @@ def compare(
             recs.append({**rec, "target_accuracy": f.target, "search": search})
         return recs
 
-    def save(rows: list[Row]) -> None:
+    def save(rows: list[Row]) -> None:  # the records so far, marked incomplete until write_outputs
         with atomic_write(out / "results.json", "w") as fh:
-            json.dump({"records": to_records(rows), "reference": ref_info}, fh, indent=1)
+            json.dump({"records": to_records(rows), "reference": ref_info, "complete": False}, fh, indent=1)
+
+    mark_incomplete(out)
 
     rows = run_cells(ctx, cells, dedupe=dedupe, show_progress=show_progress, on_record=save)
     records = to_records(rows)
