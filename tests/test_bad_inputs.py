@@ -308,8 +308,9 @@ def _bundle(tmp: Path, damage: Callable[[Path, Path], Any]) -> Any:
     """Load mnist16-pca from a copy of its card and weights that ``damage(card, weights)`` changed first."""
     import shutil
 
-    from guidekit.bundled import Bundle
     from guidekit_mnist16.models import WEIGHTS
+
+    from guidekit.bundled import Bundle
 
     folder = tmp / "weights"
     folder.mkdir()
@@ -756,6 +757,21 @@ API_CASES: list[tuple[str, Callable[[Path], Any], type[BaseException], str]] = [
     ("compare(features={'a/b': ...}) (files were written outside cells/)", lambda tmp: gk.compare(
         "mnist16-unet", ["mnist16-classifier-ce"], ["constant:1"], out=tmp / "c", features={"a/b": "mnist16-pca"},
         device="cpu"), gk.InvalidParameterError, "must be 1-40 letters, digits, '_' or '-'"),
+    ("compare(tolerance='0.1') (was a raw TypeError)", lambda tmp: gk.compare(
+        "mnist16-unet", ["mnist16-classifier-ce"], ["constant:1"], out=tmp / "c", targets=[0.8], tolerance="0.1"),
+     gk.InvalidParameterError, "tolerance must be a number, got '0.1'"),
+    ("compare(targets='0.8,x') (was a raw ValueError on '.')", lambda tmp: gk.compare(
+        "mnist16-unet", ["mnist16-classifier-ce"], ["constant:1"], out=tmp / "c", targets="0.8,x"),
+     gk.InvalidParameterError, "takes accuracies such as 0.8,0.9,0.95"),
+    ("compare(seeds=True) (was one seed)", lambda tmp: gk.compare(
+        "mnist16-unet", ["mnist16-classifier-ce"], ["constant:1"], out=tmp / "c", seeds=True),
+     gk.InvalidParameterError, "--seeds takes a count (3) or a list of integer seeds"),
+    ("compare(reference_batch=3) (was a raw TypeError)", lambda tmp: gk.compare(
+        "mnist16-unet", ["mnist16-classifier-ce"], ["constant:1"], out=tmp / "c", reference_batch=3),
+     gk.InvalidParameterError, "reference_batch must be the path of an .npz batch"),
+    ("compare(allow_reference_overlap='no') (was truthy: overlap allowed)", lambda tmp: gk.compare(
+        "mnist16-unet", ["mnist16-classifier-ce"], ["constant:1"], out=tmp / "c", allow_reference_overlap="no"),
+     gk.InvalidParameterError, "allow_reference_overlap must be True or False"),
     ("bundled card truncated (was a raw JSONDecodeError)", lambda tmp: _bundle(
         tmp, lambda card, w: card.write_text(card.read_text()[:50])), gk.CheckpointError, "cannot read the card"),
     ("bundled card that is no JSON object (was a raw AttributeError)", lambda tmp: _bundle(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ import attrs
 import numpy as np
 import torch
 
+from ..checks import check_flag, is_integer
 from ..errors import IdentityError, InvalidParameterError
 from ..io import atomic_write
 from . import models, reference
@@ -82,15 +84,40 @@ def _literal_params(pairs: Sequence[str], what: str) -> dict[str, Any]:
     return params
 
 
-def _seeds(seeds: int | Sequence[int]) -> list[int]:
-    if isinstance(seeds, int):
+def _seeds(seeds: int | str | Sequence[int]) -> list[int]:
+    """A count (3: seeds 0, 1, 2) or a list of seeds; a string is read as on the command line ("3", "0,1,2")."""
+    given = seeds
+    if isinstance(seeds, str):
+        try:
+            seeds = int(seeds) if "," not in seeds else [int(s) for s in seeds.split(",") if s.strip()]
+        except ValueError:
+            seeds = None
+    if is_integer(seeds):
         if seeds < 1:
             raise InvalidParameterError(f"--seeds must be >= 1 (the number of seeds) or a list such as 0,1,2; got {seeds}")
-        return list(range(seeds))
-    out = [int(s) for s in seeds]
+        return list(range(int(seeds)))
+    items = list(seeds) if hasattr(seeds, "__iter__") and not isinstance(seeds, str) else None
+    if items is None or not all(is_integer(s) for s in items):
+        raise InvalidParameterError(f"--seeds takes a count (3) or a list of integer seeds (0,1,2), got {given!r}")
+    out = [int(s) for s in items]
     if not out or len(set(out)) != len(out):
-        raise InvalidParameterError(f"--seeds must list distinct seeds, got {list(seeds)}")
+        raise InvalidParameterError(f"--seeds must list distinct seeds, got {out}")
     return out
+
+
+def _numbers(values: Any, what: str) -> list[float] | None:
+    """``values`` as floats: a sequence, one number, or a comma-separated string as on the command line."""
+    if values is None:
+        return None
+    items = ([v for v in values.split(",") if v.strip()] if isinstance(values, str)
+             else [values] if isinstance(values, (int, float, np.number)) else values)
+    try:
+        if isinstance(items, (bool, np.bool_)) or any(isinstance(v, (bool, np.bool_)) for v in items):
+            raise TypeError
+        return [float(v) for v in items]
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"{what} takes accuracies such as 0.8,0.9,0.95 (a list, a number or a "
+                                    f"comma-separated string), got {values!r}") from None
 
 
 def _classifier_labels(names: Sequence[str], paths: Sequence[str | Path | None]) -> list[str]:
@@ -227,6 +254,21 @@ def compare(
     scalers = [scalers] if isinstance(scalers, str) else scalers  # one sweep given as "constant:0,1,2"
     classifiers = [classifiers] if isinstance(classifiers, str) else classifiers
     classifier_paths = [classifier_paths] if isinstance(classifier_paths, (str, Path)) else classifier_paths
+    features = [features] if isinstance(features, str) else features
+    for flag, value in (("allow_reference_overlap", allow_reference_overlap), ("save_samples", save_samples),
+                        ("dedupe", dedupe), ("plots", plots), ("show_progress", show_progress),
+                        ("clip_denoised", clip_denoised)):
+        check_flag(value, flag)
+    for label, number in (("tolerance", tolerance), ("threshold", threshold)):
+        if isinstance(number, (bool, np.bool_)) or not isinstance(number, (int, float, np.number)):
+            raise InvalidParameterError(f"{label} must be a number, got {number!r}")
+    if reference_batch is not None and not isinstance(reference_batch, (str, os.PathLike)):
+        raise InvalidParameterError(f"reference_batch must be the path of an .npz batch, got {reference_batch!r}")
+    if baseline is not None and not isinstance(baseline, str):
+        raise InvalidParameterError(f"baseline must be a method name CLASSIFIER/SCALER (e.g. "
+                                    f"'mnist16-classifier-ce/constant'), got {baseline!r}")
+    targets = _numbers(targets, "targets (--target-accuracy)")
+    accuracy_levels = _numbers(accuracy_levels, "accuracy_levels (--accuracy-levels)")
     if accuracy_levels is not None and not all(isinstance(a, (int, float)) and 0 < a <= 1 for a in accuracy_levels):
         raise InvalidParameterError(f"accuracy_levels are accuracies in (0, 1], got {list(accuracy_levels)}")
     targets = _targets(targets)
