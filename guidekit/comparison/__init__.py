@@ -32,7 +32,7 @@ from ..checks import check_flag, is_integer
 from ..errors import IdentityError, InvalidParameterError
 from ..io import atomic_write
 from . import models, reference
-from .cache import features_intact, read_json, read_npz
+from .cache import features_intact, read_json, read_npz, warn_damaged
 from .features import feature_spaces, identity
 from .grid import Cell, build_cells, build_sweeps, canonical
 from .matched import method_name, method_of, sweep_value
@@ -163,17 +163,21 @@ def cell_bootstrap(out: Path, record: dict[str, Any], feature: str, reference_id
     (a damaged cache file is computed again; damaged features are a named error)."""
     key = record["cell"]
     path = out / "cells" / f"{key}.b-{reference_id}-{feature}-{replicates}.npz"
-    cached = read_npz(path)
-    if cached is not None and "values" in cached:
-        return cached["values"]
     features = out / "cells" / f"{key}.npz"
-    if not features_intact(read_json(out / "cells" / f"{key}.json") or {}, features):
+    cell = read_json(out / "cells" / f"{key}.json") or {}
+    source = cell.get("features_sha256")  # what the replicates are computed from
+    cached = read_npz(path)
+    if cached is not None and "values" in cached and str(cached.get("features", "")) == str(source or ""):
+        return cached["values"]
+    if cached is not None:
+        warn_damaged(path, "it was computed from other features than the cell's")
+    if not features_intact(cell, features):
         raise IdentityError(f"{features} (the features of a cell of {out}) is missing, damaged or replaced; run "
                             f"the guidekit compare command of {out} again: it computes that cell again, alone")
     feats = load_features(features)[feature]
     values = bootstrap_fd(feats, ref.mu, ref.sigma, draws(len(feats), replicates, record["seed"]))
     with atomic_write(path) as fh:
-        np.savez(fh, values=values)
+        np.savez(fh, values=values, features=np.array(source or ""))
     return values
 
 

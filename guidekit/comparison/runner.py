@@ -49,7 +49,7 @@ from ..metrics.precision_recall import _coverage, manifold_radii
 from ..registry import create
 from ..sampling import sample
 from ..trace import GuidanceTrace
-from .cache import features_intact, read_json, read_npz, write_json
+from .cache import features_intact, read_json, read_npz, warn_damaged, write_json
 from .grid import Cell, canonical
 from .reference import JUDGE_SPACE, SpaceStats
 
@@ -171,6 +171,9 @@ def load_cell(ctx: Context, key: str) -> dict[str, Any] | None:
     path = cell_path(ctx, key)
     data = read_json(path)
     if data is None or data.get("manifest") != ctx.digest:
+        return None
+    if data.get("key", key) != key:  # another cell's file copied over this one
+        warn_damaged(path, f"it holds the cell {data.get('key')}")
         return None
     label = data.get("cell", {}).get("classifier")
     if label is not None and canonical(data.get("classifier_id")) != canonical(ctx.classifier_ids.get(label)):
@@ -328,15 +331,18 @@ def measure(ctx: Context, feats: dict[str, np.ndarray]) -> dict[str, Any]:
     return {"fd": fd, "kid": kid, "precision": precision, "recall": recall}
 
 
-def _store(ctx: Context, key: str, spec: dict[str, Any], result: dict[str, Any], feats: dict[str, np.ndarray]) -> None:
+def _store(ctx: Context, key: str, spec: dict[str, Any], result: dict[str, Any], feats: dict[str, np.ndarray]) -> str:
+    """Write the cell's features and its ``.json``; returns the sha256 of the features file."""
     for stale in ctx.out.glob(f"cells/{key}.[mb]-*"):  # metrics and bootstraps of features computed before
         stale.unlink()
     path = features_path(ctx, key)
     with atomic_write(path) as fh:  # the features first: a cell's .json implies its .npz
         np.savez_compressed(fh, **feats)
     ident = ctx.classifier_ids.get(spec["classifier"]) if "classifier" in spec else None
-    write_json(cell_path(ctx, key), {"format": FORMAT_VERSION, "manifest": ctx.digest, "cell": spec,
-                                     "classifier_id": ident, "features_sha256": file_sha256(path), **result})
+    digest = file_sha256(path)
+    write_json(cell_path(ctx, key), {"format": FORMAT_VERSION, "manifest": ctx.digest, "key": key, "cell": spec,
+                                     "classifier_id": ident, "features_sha256": digest, **result})
+    return digest
 
 
 def features_path(ctx: Context, key: str) -> Path:
@@ -370,20 +376,24 @@ def load_features(path: Path) -> dict[str, np.ndarray]:
     return feats
 
 
-def metrics_of(ctx: Context, key: str) -> dict[str, Any]:
-    """The cell's metrics against this run's reference, from its cache file or from its stored features."""
+def metrics_of(ctx: Context, key: str, features_sha256: str | None = None) -> dict[str, Any]:
+    """The cell's metrics against this run's reference, from its cache file (if measured on the features of
+    sha256 ``features_sha256``) or from its stored features."""
     path = ctx.out / "cells" / f"{key}.m-{ctx.reference_id}.json"
     cached = read_json(path)
     if cached is not None:
-        return cached
+        measured_on = cached.pop("features_sha256", features_sha256)
+        if measured_on == features_sha256:
+            return cached
+        warn_damaged(path, "it was measured on other features than the cell's")
     result = measure(ctx, load_features(features_path(ctx, key)))
-    write_json(path, result)
+    write_json(path, {**result, **({"features_sha256": features_sha256} if features_sha256 else {})})
     return result
 
 
-def _measured(ctx: Context, key: str) -> dict[str, Any]:
-    return {**metrics_of(ctx, key), "features": dict(ctx.feature_names), "reference_sha256": ctx.reference_sha256,
-            "cell": key}
+def _measured(ctx: Context, key: str, features_sha256: str | None) -> dict[str, Any]:
+    return {**metrics_of(ctx, key, features_sha256), "features": dict(ctx.feature_names),
+            "reference_sha256": ctx.reference_sha256, "cell": key}
 
 
 def pilot_of(ctx: Context, cell: Cell, count: int, dedupe: bool = True) -> float | None:
@@ -392,9 +402,11 @@ def pilot_of(ctx: Context, cell: Cell, count: int, dedupe: bool = True) -> float
     path = ctx.out / "cells" / f"pilot-{key}-n{count}.json"
     data = read_json(path)
     if data is not None and data.get("manifest") == ctx.digest and "accuracy" in data:
-        return data["accuracy"]
+        if (data.get("key", key), data.get("samples")) == (key, count):
+            return data["accuracy"]
+        warn_damaged(path, f"it holds the pilot of {data.get('key')} on {data.get('samples')} samples")
     acc = pilot_accuracy(ctx, job, cell.seed, count)
-    write_json(path, {"format": FORMAT_VERSION, "manifest": ctx.digest, "accuracy": acc, "samples": count,
+    write_json(path, {"format": FORMAT_VERSION, "manifest": ctx.digest, "key": key, "accuracy": acc, "samples": count,
                       "cell": cell.spec()})
     return acc
 
@@ -461,7 +473,7 @@ def run_cells(ctx: Context, cells: list[Cell], *, dedupe: bool = True, show_prog
     for key in jobs:
         cached = load_cell(ctx, key)
         if cached is not None and features_intact(cached, features_path(ctx, key)):
-            results[key] = {**cached, **_measured(ctx, key)}
+            results[key] = {**cached, **_measured(ctx, key, cached.get("features_sha256"))}
         else:
             todo.append(key)
     if results:
@@ -493,8 +505,7 @@ def run_cells(ctx: Context, cells: list[Cell], *, dedupe: bool = True, show_prog
             spec = {"unguided": True, "seed": seed} if cell is None else cell.spec()
             bar.postfix = f"cell {index}/{work}: {_cell_label(cell, seed)}"
             result, feats = compute(ctx, cell, seed)
-            _store(ctx, key, spec, result, feats)
-            results[key] = {**result, **_measured(ctx, key)}
+            results[key] = {**result, **_measured(ctx, key, _store(ctx, key, spec, result, feats))}
             if on_record is not None:
                 on_record(rows())
         for index, key in enumerate(resample, len(todo) + 1):

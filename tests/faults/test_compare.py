@@ -134,6 +134,19 @@ def test_damaged_or_replaced_cache_files_are_computed_again_alone(fault_componen
     for path in (features[0], features[1], pilot, metrics, reference, boot):
         assert f"{path} is damaged or was replaced" in err, path.name
     assert _records(out) == records and (out / "paired.json").read_text() == paired
+    # valid files of other cells copied over a cell's: its .json, its metrics, its bootstrap, a pilot
+    a, b, c = (f.stem for f in features[:3])
+    for pattern, target in (("{}.json", b), ("{}.m-*.json", c), ("{}.b-*-oracle-*.npz", c)):
+        next(cells.glob(pattern.format(target))).write_bytes(next(cells.glob(pattern.format(a))).read_bytes())
+    pilots = sorted(cells.glob("pilot-*.json"))
+    pilots[1].write_bytes(pilots[0].read_bytes())
+    computed.clear()
+    piloted.clear()
+    capsys.readouterr()
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert len(computed) == 1 and len(piloted) == 1 and err.count("is damaged or was replaced") == 4
+    assert _records(out) == records and (out / "paired.json").read_text() == paired
 
 
 def test_save_samples_on_a_rerun_samples_the_cached_cells_again(fault_components, tiny_unet, tmp_path, monkeypatch,
