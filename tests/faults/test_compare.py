@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -24,9 +23,8 @@ from guidekit.cli import main
 from guidekit.comparison import runner
 from guidekit.errors import CheckpointError, IdentityError
 from guidekit.io import write_reference_batch
-from guidekit.registry import default_registry
 
-from .conftest import flip_byte, start_cli, wait_for
+from .conftest import flip_byte, plugin_module, start_cli, wait_for
 
 FAULT_COMPARE = '''"""Tiny components for the compare fault tests: a classifier and a judge of 8x8 grey images (4 classes)."""
 import numpy as np
@@ -73,18 +71,10 @@ SEARCH = ["--scaler", "constant", "--scaler", "entropy", "--target-accuracy", "0
 def fault_components(tmp_path_factory):
     """``fault_compare.py`` written and imported (its components registered here too); yields its folder."""
     folder = tmp_path_factory.mktemp("fault-components")
-    (folder / "fault_compare.py").write_text(FAULT_COMPARE)
     write_reference_batch(folder / "ref8.npz", np.random.default_rng(1).integers(0, 256, (30, 8, 8, 1), np.uint8))
-    sys.path.insert(0, str(folder))
-    sys.modules.pop("fault_compare", None)
-    __import__("fault_compare")
-    try:
+    with plugin_module(folder, "fault_compare", FAULT_COMPARE, [("network", "fault-proto"),
+                                                                ("extractor", "fault-judge")]):
         yield folder
-    finally:
-        default_registry().remove("network", "fault-proto")
-        default_registry().remove("extractor", "fault-judge")
-        sys.modules.pop("fault_compare", None)
-        sys.path.remove(str(folder))
 
 
 def argv(model: Path, components: Path, out: Path, *extra: str) -> list[str]:
