@@ -144,17 +144,23 @@ def _reference_id(source: reference.Source, spaces: Mapping[str, Any], k: int, p
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def _check_overlap(source: reference.Source, roles: list[tuple[str, Any]], allow: bool) -> dict[str, int]:
-    """Training images of any carded network or feature space in the reference: refused unless ``allow``."""
+def _check_overlap(source: reference.Source, roles: list[tuple[str, Any]], allow: bool) -> tuple[dict[str, int], list[str]]:
+    """Training images of any carded network or feature space in the reference: refused unless ``allow``.
+    Returns the images found per role and the roles whose card records no training split (not checked: said
+    on stderr and recorded in results.json)."""
     cards = [(role, card) for role, card in roles if isinstance(card, dict) and isinstance(card.get("split"), dict)]
-    if not cards:
-        return {}
+    unchecked = [role for role, card in roles if (role, card) not in cards]
     where = f"the reference {source.path or source.dataset}"
+    if unchecked and source.shape:
+        print(f"guidekit compare: note: {', '.join(unchecked)} record(s) no training split (card['split']), so whether "
+              f"{where} holds their training images is not checked", file=sys.stderr)
+    if not cards:
+        return {}, unchecked
     found = check_reference(reference.reference_fingerprints(source), cards, allow=allow, where=where)
     if any(found.values()):  # allowed: said here and recorded in results.json
         print(f"guidekit compare: warning: {where} overlaps training data ({found}); measured anyway "
               f"({OVERRIDE_FLAG})", file=sys.stderr)
-    return found
+    return found, unchecked
 
 
 def cell_bootstrap(out: Path, record: dict[str, Any], feature: str, reference_id: str, ref: Any,
@@ -406,7 +412,7 @@ def compare(
     roles = [(f"model {model}", card), *((f"classifier {label}", models.card_of(c)) for label, c in clfs.items()),
              *((f"judge {judge}" if label == "oracle" else f"feature space {label} ({sp.name})", sp.card)
                for label, sp in spaces.items())]
-    overlap = _check_overlap(source, roles, allow_reference_overlap)
+    overlap, unchecked = _check_overlap(source, roles, allow_reference_overlap)
 
     manifest = {
         "format": 2, "model": _net_id(model, model_path, net),
@@ -433,7 +439,7 @@ def compare(
         print(f"guidekit compare: warning: the judge {judge!r} has {judge_k} classes and the classifiers {num_classes}; "
               "accuracy is not computed (use a judge trained on the classifiers' labels)", file=sys.stderr)
     ref_info = {**source.describe(), "id": ctx.reference_id, "features": ctx.feature_names,
-                **({"overlap": overlap} if overlap else {})}
+                **({"overlap": overlap} if overlap else {}), **({"unchecked": unchecked} if unchecked else {})}
 
     found = []
     if targets is not None:
