@@ -93,10 +93,11 @@ class Bundle:
                 f"incomplete; reinstall it, or in a checkout make it with: {command}")
         recorded = recorded_hashes(self.distribution).get(path.resolve())
         if recorded is not None and not _matches_record(path, recorded):
+            dist = self.distribution
             raise CheckpointError(
-                f"{path} is not the card {self.distribution} installed (its sha256 differs from the installer's "
-                "RECORD): it was edited or damaged, and a card says how its weights are used (architecture, "
-                f"diffusion process, null label); reinstall it: pip install --force-reinstall {self.distribution}")
+                f"{path} is not the card {dist} installed (its sha256 differs from the installer's RECORD): it was "
+                "edited or damaged, and a card says how its weights are used (architecture, diffusion process, null "
+                f"label); reinstall it: pip install --force-reinstall {dist}")
         try:
             card = json.loads(path.read_text())
         except (OSError, ValueError) as exc:

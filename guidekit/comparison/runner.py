@@ -18,10 +18,10 @@ its content sha256 and the feature spaces); ``pilot-<key>-n<P>.json`` holds the 
 P samples (the bisection of ``--target-accuracy``). Everything is written atomically and found again
 by content: an interrupted run loses at most the cell in flight, the same command again computes
 nothing, and another reference recomputes the metrics from the stored features without sampling.
-Every cached file is checked when it is read back (:mod:`.cache`): a damaged or replaced one is
-computed again alone. With ``--save-samples``, ``samples/<key>.npz`` holds each cell's images; a
-cached cell whose images were not kept is sampled again for them (the same seeds give the same
-images), its record kept.
+Every cached file is checked when it is read back (``guidekit.comparison.cache``): a damaged or
+replaced one is computed again alone. With ``--save-samples``, ``samples/<key>.npz`` holds each
+cell's images; a cached cell whose images were not kept is sampled again for them (the same seeds
+give the same images), its record kept.
 """
 
 from __future__ import annotations
