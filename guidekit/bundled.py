@@ -7,11 +7,20 @@ from the card, loads the weights strictly and attaches the card, with the files 
 ``card["split"][part]["path"]`` for the training fingerprints and the held-out images, and
 ``card["reference_batch"]``, the held-out reference that ``guidekit compare`` and the demo measure
 against. The plugin gives the builder of its ADM networks, so the core imports no plugin package.
+
+A card says how its weights are used (architecture, diffusion process, null label, training split), so in
+an installed distribution it is checked against the sha256 the installer recorded (the distribution's
+``RECORD``): an edited or damaged card is a named error, not a network sampled with another process. An
+editable install (a checkout) records no hashes: there the cards are the training scripts' to rewrite.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
+import functools
+import hashlib
+import importlib.metadata
 import json
 import os
 from collections.abc import Callable
@@ -29,6 +38,26 @@ def sha256(path: Path) -> str:
     from .comparison.split import sha256_file
 
     return sha256_file(path)
+
+
+@functools.cache
+def recorded_hashes(distribution: str) -> dict[Path, tuple[str, str]]:
+    """``{installed file: (hash name, urlsafe-base64 digest)}`` from the ``RECORD`` of an installed distribution;
+    empty when it is not installed or records no hash of its package files (an editable install)."""
+    try:
+        files = importlib.metadata.distribution(distribution).files or []
+    except importlib.metadata.PackageNotFoundError:
+        return {}
+    return {Path(str(f.locate())).resolve(): (f.hash.mode, f.hash.value) for f in files if f.hash is not None}
+
+
+def _matches_record(path: Path, recorded: tuple[str, str]) -> bool:
+    mode, value = recorded
+    try:
+        digest = hashlib.new(mode, path.read_bytes()).digest()
+    except ValueError:  # a hash name this Python lacks: nothing to check against
+        return True
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode() == value
 
 
 @attrs.frozen
@@ -53,15 +82,31 @@ class Bundle:
             raise UnknownComponentError(f"no bundled model {name!r} in {self.distribution}; bundled: {', '.join(self.names)}")
 
     def card(self, name: str) -> dict[str, Any]:
-        """The card as stored (a fresh copy; file names relative to the weights folder)."""
+        """The card as stored (a fresh copy; file names relative to the weights folder), checked against the
+        distribution's ``RECORD`` where the installer wrote one."""
         self._check_name(name)
         path = self.weights / f"{name}.json"
+        command = self.train_command.format(model=name.removeprefix(self.prefix))
         if not path.is_file():
-            command = self.train_command.format(model=name.removeprefix(self.prefix))
             raise CheckpointError(
                 f"the card of {name} is missing from {self.weights}: this installation of {self.distribution} is "
                 f"incomplete; reinstall it, or in a checkout make it with: {command}")
-        return json.loads(path.read_text())
+        recorded = recorded_hashes(self.distribution).get(path.resolve())
+        if recorded is not None and not _matches_record(path, recorded):
+            dist = self.distribution
+            raise CheckpointError(
+                f"{path} is not the card {dist} installed (its sha256 differs from the installer's RECORD): it was "
+                "edited or damaged, and a card says how its weights are used (architecture, diffusion process, null "
+                f"label); reinstall it: pip install --force-reinstall {dist}")
+        try:
+            card = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"cannot read the card {path} ({exc}): it is damaged; reinstall {self.distribution}, "
+                                  f"or in a checkout make it again with: {command}") from None
+        if not isinstance(card, dict):
+            raise CheckpointError(f"the card {path} is damaged (no JSON object); reinstall {self.distribution}, or in "
+                                  f"a checkout make it again with: {command}")
+        return card
 
     def resolved_card(self, name: str) -> dict[str, Any]:
         """The card with the files it names resolved to paths in the weights folder."""
@@ -129,6 +174,9 @@ class Bundle:
             raise CheckpointError(f"weights path {file} of {name} is a folder; give the .safetensors file inside it")
         if not file.is_file():
             raise CheckpointError(f"weights file {file} of {name} not found")
+        if path is None and not isinstance(info.get("sha256"), str):
+            raise CheckpointError(f"the card of {name} records no sha256 of its weights, so {file} cannot be checked: "
+                                  f"the card is damaged; reinstall {self.distribution}")
         if path is None and sha256(file) != info["sha256"]:
             raise CheckpointError(f"{file} does not match the sha256 in its card: the file is damaged; "
                                   f"reinstall {self.distribution}")

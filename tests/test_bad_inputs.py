@@ -7,6 +7,7 @@ or one that was handled and must stay so. API rows call guidekit directly; CLI r
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -301,6 +302,30 @@ def _train_with_per_sample_loss() -> Any:
                                    gk.TrainConfig(steps=1, batch_size=2, loss="bad-inputs-per-sample"), progress=False)
     finally:
         default_registry().remove("loss", "bad-inputs-per-sample")
+
+
+def _bundle(tmp: Path, damage: Callable[[Path, Path], Any]) -> Any:
+    """Load mnist16-pca from a copy of its card and weights that ``damage(card, weights)`` changed first."""
+    import shutil
+
+    from guidekit_mnist16.models import WEIGHTS
+
+    from guidekit.bundled import Bundle
+
+    folder = tmp / "weights"
+    folder.mkdir()
+    card, weights = (shutil.copy(WEIGHTS / f"mnist16-pca.{ext}", folder) for ext in ("json", "safetensors"))
+    damage(Path(card), Path(weights))
+    return Bundle("guidekit-mnist16", folder, ("mnist16-pca",), lambda flags: None, "mnist16-", "make {model}").load(
+        "mnist16-pca")
+
+
+def _without_sha256(card: Path) -> None:
+    import json
+
+    data = json.loads(card.read_text())
+    del data["sha256"]
+    card.write_text(json.dumps(data))
 
 
 # (id, thunk(tmp_path), error type, phrase of the message)
@@ -725,6 +750,39 @@ API_CASES: list[tuple[str, Callable[[Path], Any], type[BaseException], str]] = [
     ("sampler dpmpp-2m without guidekit-diffusers", lambda tmp: gk.registry.Registry(
         gk.plugins.PluginManager(entry_points=False)).create("sampler", "dpmpp-2m"), gk.UnknownComponentError,
      "pip install guidekit-diffusers"),
+    # third pass (issue 18): compare and the bundled networks (integrity.md, third pass)
+    ("compare(num_samples=3, k=3) (precision/recall were written as null)", lambda tmp: gk.compare(
+        "mnist16-unet", ["mnist16-classifier-ce"], ["constant:1"], out=tmp / "c", num_samples=3, k=3),
+     gk.InvalidParameterError, "needs at least 4 samples per cell"),
+    ("compare(features={'a/b': ...}) (files were written outside cells/)", lambda tmp: gk.compare(
+        "mnist16-unet", ["mnist16-classifier-ce"], ["constant:1"], out=tmp / "c", features={"a/b": "mnist16-pca"},
+        device="cpu"), gk.InvalidParameterError, "must be 1-40 letters, digits, '_' or '-'"),
+    ("compare(tolerance='0.1') (was a raw TypeError)", lambda tmp: gk.compare(
+        "mnist16-unet", ["mnist16-classifier-ce"], ["constant:1"], out=tmp / "c", targets=[0.8], tolerance="0.1"),
+     gk.InvalidParameterError, "tolerance must be a number, got '0.1'"),
+    ("compare(targets='0.8,x') (was a raw ValueError on '.')", lambda tmp: gk.compare(
+        "mnist16-unet", ["mnist16-classifier-ce"], ["constant:1"], out=tmp / "c", targets="0.8,x"),
+     gk.InvalidParameterError, "takes accuracies such as 0.8,0.9,0.95"),
+    ("compare(seeds=True) (was one seed)", lambda tmp: gk.compare(
+        "mnist16-unet", ["mnist16-classifier-ce"], ["constant:1"], out=tmp / "c", seeds=True),
+     gk.InvalidParameterError, "--seeds takes a count (3) or a list of integer seeds"),
+    ("compare(reference_batch=3) (was a raw TypeError)", lambda tmp: gk.compare(
+        "mnist16-unet", ["mnist16-classifier-ce"], ["constant:1"], out=tmp / "c", reference_batch=3),
+     gk.InvalidParameterError, "reference_batch must be the path of an .npz batch"),
+    ("compare(allow_reference_overlap='no') (was truthy: overlap allowed)", lambda tmp: gk.compare(
+        "mnist16-unet", ["mnist16-classifier-ce"], ["constant:1"], out=tmp / "c", allow_reference_overlap="no"),
+     gk.InvalidParameterError, "allow_reference_overlap must be True or False"),
+    ("bundled card truncated (was a raw JSONDecodeError)", lambda tmp: _bundle(
+        tmp, lambda card, w: card.write_text(card.read_text()[:50])), gk.CheckpointError, "cannot read the card"),
+    ("bundled card that is no JSON object (was a raw AttributeError)", lambda tmp: _bundle(
+        tmp, lambda card, w: card.write_text("[]")), gk.CheckpointError, "is damaged (no JSON object)"),
+    ("bundled card without the weights' sha256 (was a raw KeyError)", lambda tmp: _bundle(
+        tmp, lambda card, w: _without_sha256(card)), gk.CheckpointError, "records no sha256 of its weights"),
+    ("bundled card missing", lambda tmp: _bundle(tmp, lambda card, w: card.unlink()), gk.CheckpointError,
+     "the card of mnist16-pca is missing"),
+    ("bundled PixelPCA weights with a flipped byte", lambda tmp: _bundle(
+        tmp, lambda card, w: w.write_bytes(w.read_bytes()[:-1] + b"x")), gk.CheckpointError,
+     "does not match the sha256 in its card: the file is damaged"),
 ]
 
 
@@ -768,6 +826,13 @@ def files(tmp_path_factory) -> dict[str, Path]:
     (root / "run").mkdir()  # a training folder (its card and weights file are enough here)
     (root / "run" / "card.json").write_text('{"network": {"spec": "mnist16-unet"}}')
     (root / "run" / "model.safetensors").write_bytes(b"")
+    np.savez(root / "stats5.npz", mu=np.zeros(5), sigma=np.eye(5))  # a reference of statistics, no images
+    record = {"classifier": "c", "scaler": "constant", "params": {"gamma": 1.0}, "seed": 0, "guidance": "classifier"}
+    for folder, extra, complete in (("grid", {}, True), ("tgt", {"target_accuracy": 0.5}, True),
+                                    ("partial", {}, False)):  # compare --out folders: finished, or killed
+        (root / folder).mkdir()
+        (root / folder / "manifest.json").write_text("{}")
+        (root / folder / "results.json").write_text(json.dumps({"records": [{**record, **extra}], "complete": complete}))
     return {
         "root": root,
         "ref8": write_reference_batch(root / "ref8.npz", images(12, 8, 1)),
@@ -779,6 +844,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
         "lab8": root / "lab8.npz",
         "run": root / "run",
         "train16": write_sample_batch(root / "train16.npz", to_uint8(load_dataset("mnist16").images[:20])),
+        "ref16few": write_reference_batch(root / "ref16few.npz", images(3, 16, 1)),
+        "stats5": root / "stats5.npz",
     }
 
 
@@ -788,6 +855,8 @@ UNET8 = ("--image_size 8 --in_channels 1 --num_channels 32 --num_res_blocks 1 --
          "--num_head_channels 32 --learn_sigma False")
 TRAIN = ["--steps", "1", "--batch-size", "2", "--device", "cpu", "--no-progress", "--out", "{root}/t"]
 UNCOND = ["sample", "--model", "256x256_diffusion_uncond", "--model-path", "x.pt", "--out", "{root}/o"]
+UNET16C = ("--image_size 16 --in_channels 1 --num_channels 32 --num_res_blocks 1 --channel_mult 1 "
+           "--attention_resolutions -1 --num_head_channels 32 --learn_sigma False --class_cond True --num_classes 10")
 COMPARE = ["compare", "--model", "mnist16-unet", "--classifier", "mnist16-classifier-ce", "--scaler", "constant:1",
            "--device", "cpu", "--no-progress", "--out", "{root}/c"]
 
@@ -946,11 +1015,43 @@ CLI_CASES: list[tuple[str, list[str], int, str]] = [
      "is the judge's own"),
     ("compare --reference holding training images (FD would reward memorisation)",
      [*COMPARE, "--reference", "{train16}"], 1, "20 of its 20 images are in the training data of the model mnist16-unet"),
+    # third pass (issue 18): compare's new options, compare-plot (integrity.md, third pass)
+    ("compare --num-samples 3 --k 3 (precision/recall were written as null)", [*COMPARE, "--num-samples", "3", "--k",
+     "3"], 1, "needs at least 4 samples per cell (each is its own 0-th neighbour)"),
+    ("compare --k 3 with a 3-image reference (precision/recall were null)", [*COMPARE, "--reference", "{ref16few}"], 1,
+     "needs at least 4 reference images, but the reference"),
+    ("compare --pr-limit 2 (precision/recall were null)", [*COMPARE, "--pr-limit", "2"], 1, "and --pr-limit keeps 2"),
+    ("compare --pilot-samples without --target-accuracy (was ignored)", [*COMPARE, "--pilot-samples", "5"], 1,
+     "--pilot-samples tunes the γ search of --target-accuracy, which is not given"),
+    ("compare --baseline without --target-accuracy (was ignored)", [*COMPARE, "--baseline", "x/constant"], 1,
+     "which need --target-accuracy"),
+    ("compare --features ../x=... (a bootstrap file was written outside its name)", [*COMPARE, "--features",
+     "../x=mnist16-pca"], 1, "must be 1-40 letters, digits, '_' or '-'"),
+    ("compare --features inc=inception-v3 (hint named --inception-weights, which compare lacks)", [*COMPARE,
+     "--features", "inc=inception-v3"], 1, "--judge inception-v3 --judge-weights PATH"),
+    ("compare --reference a folder (was 'does not exist')", [*COMPARE, "--reference", "{root}"], 1,
+     "is a folder; give the ADM-layout .npz batch file"),
+    ("compare --reference of mu/sigma of another dimension (failed after sampling, naming no file)",
+     [*COMPARE, "--reference", "{stats5}"], 1, "holds precomputed mu/sigma of dimension 5 and no images"),
+    ("compare classifier-free with a null label that is not the last class (hint was 'pass y=...')",
+     ["compare", "--model", UNET16C, "--guidance", "classifier-free", "--guidance-param", "null_label=3", "--scaler",
+      "constant:1", "--reference", "{train16}", "--respacing", "ddim2", "--device", "cpu", "--no-progress", "--out",
+      "{root}/c"], 1, "is not the model's last class (9), so the real labels are unknown"),
+    ("compare --target-accuracy with a negative ladder value (refused after --out was written)",
+     [*COMPARE[:6], "constant:-1,2", *COMPARE[7:], "--target-accuracy", "0.5"], 1, "'gamma' must be >= 0.0"),
+    ("compare-plot a γ-grid run with a target-accuracy run (the grid's methods were left out)",
+     ["compare-plot", "{root}/grid", "{root}/tgt", "--out", "{root}/m2"], 1, "one table cannot hold both"),
+    ("compare-plot an unfinished run (a killed run's partial records were merged)",
+     ["compare-plot", "{root}/grid", "{root}/partial", "--out", "{root}/m3"], 1,
+     "holds an unfinished guidekit compare run"),
+    ("compare-plot a file (was 'Not a directory')", ["compare-plot", "{root}/grid", "{exists}", "--out",
+     "{root}/m4"], 1, "is a file; give guidekit compare --out folders"),
 ]
 
 
 @pytest.mark.parametrize(("argv", "code", "phrase"), [row[1:] for row in CLI_CASES], ids=[row[0] for row in CLI_CASES])
-def test_bad_cli_input(files, capsys, argv, code, phrase):
+def test_bad_cli_input(files, capsys, monkeypatch, argv, code, phrase):
+    monkeypatch.delenv("GUIDEKIT_INCEPTION_WEIGHTS", raising=False)
     assert main([arg.format(**files) for arg in argv]) == code
     captured = capsys.readouterr()
     assert phrase in captured.err and "Traceback" not in captured.err
@@ -960,4 +1061,10 @@ def test_bad_cli_input(files, capsys, argv, code, phrase):
 def test_compare_checks_every_grid_point_before_it_writes(files, capsys):
     out = files["root"] / "negative-first"
     assert main([*COMPARE[:6], "constant:-1,1", *COMPARE[7:-1], str(out)]) == 1
+    assert "'gamma' must be >= 0.0" in capsys.readouterr().err and not out.exists()
+
+
+def test_compare_checks_every_ladder_value_before_it_writes(files, capsys):
+    out = files["root"] / "negative-ladder"
+    assert main([*COMPARE[:6], "constant:-1,2", *COMPARE[7:-1], str(out), "--target-accuracy", "0.5"]) == 1
     assert "'gamma' must be >= 0.0" in capsys.readouterr().err and not out.exists()

@@ -317,3 +317,14 @@ def test_cli_errors_are_named(setting, tmp_path, capsys, extra, message):
     assert main(argv + extra) == 1
     err = capsys.readouterr().err
     assert "error" in err and message in err and "Traceback" not in err
+
+
+def test_api_arguments_are_read_as_on_the_command_line():
+    """A string seeds/targets is what the command line means by it ("12" was seeds 1 and 2), one number is a list."""
+    from guidekit.comparison import _numbers, _seeds
+
+    assert _seeds("12") == list(range(12)) and _seeds("0,5") == [0, 5] and _seeds(range(2)) == [0, 1]
+    assert _numbers("0.8,0.9", "targets") == [0.8, 0.9] and _numbers(0.8, "targets") == [0.8]
+    assert _numbers(None, "targets") is None
+    with pytest.raises(InvalidParameterError, match="--seeds takes a count"):
+        _seeds([0, 1.5])

@@ -47,7 +47,7 @@ def test_compare_counts_steps_names_the_cell_and_explains_the_respacing(tmp_path
     monkeypatch.setenv("GUIDEKIT_PROGRESS_INTERVAL", "0")  # off a terminal: a line at every update
     with gk.registered(_WithCard("ddim2"), "carded"):
         gk.compare("mnist16-unet-carded", ["mnist16-classifier-ce"], ["constant:0,1"], out=tmp_path / "o", seeds=1,
-                   num_samples=3, batch_size=2, device="cpu", plots=False, reference_batch=small_reference)
+                   num_samples=3, k=1, batch_size=2, device="cpu", plots=False, reference_batch=small_reference)
     err = capsys.readouterr().err
     assert "no --respacing given: using 'ddim2' from the model card" in err
     lines = [line for line in err.splitlines() if line.startswith("compare: ")]
@@ -61,7 +61,7 @@ def test_compare_counts_steps_names_the_cell_and_explains_the_respacing(tmp_path
 
 def test_compare_with_its_respacing_given_explains_nothing(tmp_path, capsys, small_reference):
     gk.compare("mnist16-unet", ["mnist16-classifier-ce"], ["constant:1"], out=tmp_path / "o", seeds=1, num_samples=2,
-               batch_size=2, respacing="ddim2", device="cpu", plots=False, show_progress=False,
+               k=1, batch_size=2, respacing="ddim2", device="cpu", plots=False, show_progress=False,
                reference_batch=small_reference)
     err = capsys.readouterr().err
     assert "--respacing" not in err and "compare: " not in err

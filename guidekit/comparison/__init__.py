@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,14 +28,16 @@ import attrs
 import numpy as np
 import torch
 
-from ..errors import InvalidParameterError
+from ..checks import check_flag, is_integer
+from ..errors import IdentityError, InvalidParameterError
 from ..io import atomic_write
 from . import models, reference
+from .cache import features_intact, read_json, read_npz, warn_damaged
 from .features import feature_spaces, identity
 from .grid import Cell, build_cells, build_sweeps, canonical
 from .matched import method_name, method_of, sweep_value
 from .paired import REPLICATES, bootstrap_fd, draws, paired_rows
-from .report import write_outputs
+from .report import mark_incomplete, write_outputs
 from .runner import Context, Row, check_manifest, load_features, record_of, run_cells
 from .split import OVERRIDE_FLAG, ReferenceOverlapError, check_reference, sha256_file
 
@@ -81,15 +84,40 @@ def _literal_params(pairs: Sequence[str], what: str) -> dict[str, Any]:
     return params
 
 
-def _seeds(seeds: int | Sequence[int]) -> list[int]:
-    if isinstance(seeds, int):
+def _seeds(seeds: int | str | Sequence[int]) -> list[int]:
+    """A count (3: seeds 0, 1, 2) or a list of seeds; a string is read as on the command line ("3", "0,1,2")."""
+    given = seeds
+    if isinstance(seeds, str):
+        try:
+            seeds = int(seeds) if "," not in seeds else [int(s) for s in seeds.split(",") if s.strip()]
+        except ValueError:
+            seeds = None
+    if is_integer(seeds):
         if seeds < 1:
             raise InvalidParameterError(f"--seeds must be >= 1 (the number of seeds) or a list such as 0,1,2; got {seeds}")
-        return list(range(seeds))
-    out = [int(s) for s in seeds]
+        return list(range(int(seeds)))
+    items = list(seeds) if hasattr(seeds, "__iter__") and not isinstance(seeds, str) else None
+    if items is None or not all(is_integer(s) for s in items):
+        raise InvalidParameterError(f"--seeds takes a count (3) or a list of integer seeds (0,1,2), got {given!r}")
+    out = [int(s) for s in items]
     if not out or len(set(out)) != len(out):
-        raise InvalidParameterError(f"--seeds must list distinct seeds, got {list(seeds)}")
+        raise InvalidParameterError(f"--seeds must list distinct seeds, got {out}")
     return out
+
+
+def _numbers(values: Any, what: str) -> list[float] | None:
+    """``values`` as floats: a sequence, one number, or a comma-separated string as on the command line."""
+    if values is None:
+        return None
+    items = ([v for v in values.split(",") if v.strip()] if isinstance(values, str)
+             else [values] if isinstance(values, (int, float, np.number)) else values)
+    try:
+        if isinstance(items, (bool, np.bool_)) or any(isinstance(v, (bool, np.bool_)) for v in items):
+            raise TypeError
+        return [float(v) for v in items]
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"{what} takes accuracies such as 0.8,0.9,0.95 (a list, a number or a "
+                                    f"comma-separated string), got {values!r}") from None
 
 
 def _classifier_labels(names: Sequence[str], paths: Sequence[str | Path | None]) -> list[str]:
@@ -116,30 +144,46 @@ def _reference_id(source: reference.Source, spaces: Mapping[str, Any], k: int, p
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def _check_overlap(source: reference.Source, roles: list[tuple[str, Any]], allow: bool) -> dict[str, int]:
-    """Training images of any carded network or feature space in the reference: refused unless ``allow``."""
+def _check_overlap(source: reference.Source, roles: list[tuple[str, Any]], allow: bool) -> tuple[dict[str, int], list[str]]:
+    """Training images of any carded network or feature space in the reference: refused unless ``allow``.
+    Returns the images found per role and the roles whose card records no training split (not checked: said
+    on stderr and recorded in results.json)."""
     cards = [(role, card) for role, card in roles if isinstance(card, dict) and isinstance(card.get("split"), dict)]
-    if not cards:
-        return {}
+    unchecked = [role for role, card in roles if (role, card) not in cards]
     where = f"the reference {source.path or source.dataset}"
+    if unchecked and source.shape:
+        print(f"guidekit compare: note: {', '.join(unchecked)} record(s) no training split (card['split']), so whether "
+              f"{where} holds their training images is not checked", file=sys.stderr)
+    if not cards:
+        return {}, unchecked
     found = check_reference(reference.reference_fingerprints(source), cards, allow=allow, where=where)
     if any(found.values()):  # allowed: said here and recorded in results.json
         print(f"guidekit compare: warning: {where} overlaps training data ({found}); measured anyway "
               f"({OVERRIDE_FLAG})", file=sys.stderr)
-    return found
+    return found, unchecked
 
 
 def cell_bootstrap(out: Path, record: dict[str, Any], feature: str, reference_id: str, ref: Any,
                    replicates: int) -> np.ndarray:
-    """The bootstrap FD replicates of a record's cell in run folder ``out`` (:mod:`.paired`), cached beside it."""
+    """The bootstrap FD replicates of a record's cell in run folder ``out`` (:mod:`.paired`), cached beside it
+    (a damaged cache file is computed again; damaged features are a named error)."""
     key = record["cell"]
-    path = out / "cells" / f"{key}.b-{reference_id}-{feature}-{replicates}.npy"
-    if path.is_file():
-        return np.load(path, allow_pickle=False)
-    feats = load_features(out / "cells" / f"{key}.npz")[feature]
+    path = out / "cells" / f"{key}.b-{reference_id}-{feature}-{replicates}.npz"
+    features = out / "cells" / f"{key}.npz"
+    cell = read_json(out / "cells" / f"{key}.json") or {}
+    source = cell.get("features_sha256")  # what the replicates are computed from
+    cached = read_npz(path)
+    if cached is not None and "values" in cached and str(cached.get("features", "")) == str(source or ""):
+        return cached["values"]
+    if cached is not None:
+        warn_damaged(path, "it was computed from other features than the cell's")
+    if not features_intact(cell, features):
+        raise IdentityError(f"{features} (the features of a cell of {out}) is missing, damaged or replaced; run "
+                            f"the guidekit compare command of {out} again: it computes that cell again, alone")
+    feats = load_features(features)[feature]
     values = bootstrap_fd(feats, ref.mu, ref.sigma, draws(len(feats), replicates, record["seed"]))
     with atomic_write(path) as fh:
-        np.save(fh, values, allow_pickle=False)
+        np.savez(fh, values=values, features=np.array(source or ""))
     return values
 
 
@@ -220,6 +264,21 @@ def compare(
     scalers = [scalers] if isinstance(scalers, str) else scalers  # one sweep given as "constant:0,1,2"
     classifiers = [classifiers] if isinstance(classifiers, str) else classifiers
     classifier_paths = [classifier_paths] if isinstance(classifier_paths, (str, Path)) else classifier_paths
+    features = [features] if isinstance(features, str) else features
+    for flag, value in (("allow_reference_overlap", allow_reference_overlap), ("save_samples", save_samples),
+                        ("dedupe", dedupe), ("plots", plots), ("show_progress", show_progress),
+                        ("clip_denoised", clip_denoised)):
+        check_flag(value, flag)
+    for label, number in (("tolerance", tolerance), ("threshold", threshold)):
+        if isinstance(number, (bool, np.bool_)) or not isinstance(number, (int, float, np.number)):
+            raise InvalidParameterError(f"{label} must be a number, got {number!r}")
+    if reference_batch is not None and not isinstance(reference_batch, (str, os.PathLike)):
+        raise InvalidParameterError(f"reference_batch must be the path of an .npz batch, got {reference_batch!r}")
+    if baseline is not None and not isinstance(baseline, str):
+        raise InvalidParameterError(f"baseline must be a method name CLASSIFIER/SCALER (e.g. "
+                                    f"'mnist16-classifier-ce/constant'), got {baseline!r}")
+    targets = _numbers(targets, "targets (--target-accuracy)")
+    accuracy_levels = _numbers(accuracy_levels, "accuracy_levels (--accuracy-levels)")
     if accuracy_levels is not None and not all(isinstance(a, (int, float)) and 0 < a <= 1 for a in accuracy_levels):
         raise InvalidParameterError(f"accuracy_levels are accuracies in (0, 1], got {list(accuracy_levels)}")
     targets = _targets(targets)
@@ -254,6 +313,13 @@ def compare(
         raise InvalidParameterError(f"tolerance must be an accuracy difference in [0, 1), got {tolerance}")
     if num_samples < 2:
         raise InvalidParameterError("num_samples must be at least 2 (FD needs a covariance)")
+    if num_samples < k + 1:  # as guidekit evaluate: a named error, not precision/recall written as null
+        raise InvalidParameterError(f"precision/recall with k={k} (--k) needs at least {k + 1} samples per cell (each "
+                                    f"is its own 0-th neighbour), but num_samples (--num-samples) is {num_samples}; "
+                                    "lower --k or raise --num-samples")
+    if targets is None and baseline is not None:
+        raise InvalidParameterError(f"--baseline {baseline!r} names the method of the paired statistics (paired.json), "
+                                    "which need --target-accuracy; give --target-accuracy, or drop --baseline")
     if targets is not None and pilot_samples > num_samples:
         raise InvalidParameterError(f"--pilot-samples ({pilot_samples}) must not exceed --num-samples ({num_samples}): "
                                     "the pilot subset is the first samples of each cell")
@@ -274,7 +340,8 @@ def compare(
         sweeps, ladder = ladders(sweeps)
     cells = build_cells(clf_labels, sweeps, _seeds(seeds), guidance)
     for cell in {(c.scaler, canonical(c.params)): c for c in cells}.values():  # every point, before any sampling
-        create("scaler", cell.scaler, **cell.params, **({"gamma": ladder[cell.scaler][-1]} if targets else {}))
+        for gamma in ladder[cell.scaler] if targets is not None else [None]:  # every γ the search may try
+            create("scaler", cell.scaler, **cell.params, **({"gamma": gamma} if gamma is not None else {}))
     dev = device if isinstance(device, torch.device) else resolve_device(str(device))
 
     net = models.load_network(model, model_path, dev, "model")
@@ -298,9 +365,10 @@ def compare(
     sampler_obj = create("sampler", sampler_name, **sampler_kwargs)
 
     card = models.card_of(net)
-    if reference_batch is None and card.get("reference_batch"):
-        reference_batch = card["reference_batch"]  # a bundled model's held-out images, shipped with it
-    source = reference.open_source(reference_batch, None if reference_batch is not None else card.get("data"))
+    if reference_batch is None and card.get("reference_batch"):  # a bundled model's held-out images, shipped with it
+        source = reference.card_source(card, model)
+    else:
+        source = reference.open_source(reference_batch, None if reference_batch is not None else card.get("data"))
     ref_shape = source.shape
     shape = models.image_shape(net, ref_shape)
     if ref_shape is not None and tuple(ref_shape[1:]) != (shape[1], shape[2], shape[0]):
@@ -309,6 +377,7 @@ def compare(
             f"{str(source.path or source.dataset)!r} holds {ref_shape[1]}×{ref_shape[2]}×{ref_shape[3]} (H×W×C): the "
             "judge would compare unlike images. Give a reference of the model's image size and channels"
         )
+    reference.check_neighbours(source, k, pr_limit)
     model_k = getattr(net, "num_classes", None)
     if clfs:
         ks = {label: models.num_classes_of(c, shape, dev, label) for label, c in clfs.items()}
@@ -323,6 +392,12 @@ def compare(
     judge_id = {"name": judge, **({"weights": _file_id(judge_weights)["sha256"]} if judge_weights
                                   else {k: v for k, v in identity(judge, judge_obj).items() if k == "sha256"})}
     spaces = feature_spaces(judge, judge_obj, judge_id, features, dev)
+    probe_feats = judge_obj.extract(torch.zeros(2, *shape, device=dev))
+    judge_k = int(probe_feats["logits"].shape[1])
+    if judge_k != num_classes and targets is not None:
+        raise InvalidParameterError(f"the judge {judge!r} has {judge_k} classes and the classifiers {num_classes}: "
+                                    "no accuracy, so no γ for a target accuracy; use a judge of these classes")
+    reference.check_precomputed(source, judge, int(probe_feats["pool"].shape[1]), [sp for sp in spaces if sp != reference.JUDGE_SPACE])
     methods = list(dict.fromkeys(method_name({**c.spec(), "params": {**c.params, "gamma": 0.0},
                                               "guidance_params": guidance_kwargs}) for c in cells))
     if baseline is None:
@@ -337,7 +412,7 @@ def compare(
     roles = [(f"model {model}", card), *((f"classifier {label}", models.card_of(c)) for label, c in clfs.items()),
              *((f"judge {judge}" if label == "oracle" else f"feature space {label} ({sp.name})", sp.card)
                for label, sp in spaces.items())]
-    overlap = _check_overlap(source, roles, allow_reference_overlap)
+    overlap, unchecked = _check_overlap(source, roles, allow_reference_overlap)
 
     manifest = {
         "format": 2, "model": _net_id(model, model_path, net),
@@ -360,15 +435,11 @@ def compare(
                   save_samples=save_samples, clip_denoised=clip_denoised, guidance_params=guidance_kwargs,
                   neutral=neutral, reference=ref_stats, reference_id=_reference_id(source, spaces, k, pr_limit),
                   reference_sha256=source.sha256, feature_names={label: sp.name for label, sp in spaces.items()})
-    judge_k = int(judge_obj.extract(torch.zeros(2, *shape, device=dev))["logits"].shape[1])
     if judge_k != num_classes:
-        if targets is not None:
-            raise InvalidParameterError(f"the judge {judge!r} has {judge_k} classes and the classifiers {num_classes}: "
-                                        "no accuracy, so no γ for a target accuracy; use a judge of these classes")
         print(f"guidekit compare: warning: the judge {judge!r} has {judge_k} classes and the classifiers {num_classes}; "
               "accuracy is not computed (use a judge trained on the classifiers' labels)", file=sys.stderr)
     ref_info = {**source.describe(), "id": ctx.reference_id, "features": ctx.feature_names,
-                **({"overlap": overlap} if overlap else {})}
+                **({"overlap": overlap} if overlap else {}), **({"unchecked": unchecked} if unchecked else {})}
 
     found = []
     if targets is not None:
@@ -394,9 +465,11 @@ def compare(
             recs.append({**rec, "target_accuracy": f.target, "search": search})
         return recs
 
-    def save(rows: list[Row]) -> None:
+    def save(rows: list[Row]) -> None:  # the records so far, marked incomplete until write_outputs
         with atomic_write(out / "results.json", "w") as fh:
-            json.dump({"records": to_records(rows), "reference": ref_info}, fh, indent=1)
+            json.dump({"records": to_records(rows), "reference": ref_info, "complete": False}, fh, indent=1)
+
+    mark_incomplete(out)
 
     rows = run_cells(ctx, cells, dedupe=dedupe, show_progress=show_progress, on_record=save)
     records = to_records(rows)

@@ -65,6 +65,17 @@ def _levels(text: str) -> list[float]:
     return levels
 
 
+#: --pilot-samples, --bisect-steps and --tolerance when --target-accuracy is given without them
+SEARCH_DEFAULTS = {"pilot_samples": 200, "bisect_steps": 6, "tolerance": 0.01}
+
+
+def remove_temporaries(out: Path) -> None:
+    """Delete the temporary files that runs killed while writing left in ``out`` (call it holding the lock)."""
+    for folder in (out, out / "cells", out / "reference", out / "samples"):
+        for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+            tmp.unlink(missing_ok=True)
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser("compare", help="compare guidance scalers on the accuracy–FD frontier (paired seeds)",
                               description=__doc__.split("\n\n")[0],
@@ -87,10 +98,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--target-accuracy", type=_targets, metavar="A1,A2,...",
                    help="find, per method and seed, the γ reaching each judge accuracy (bisection on a pilot "
                    "subset) and measure there; e.g. 0.8,0.9,0.95")
-    p.add_argument("--pilot-samples", type=int, default=200,
+    p.add_argument("--pilot-samples", type=int,
                    help="samples of each seed whose accuracy the bisection reads (the first ones; default 200)")
-    p.add_argument("--bisect-steps", type=int, default=6, help="at most this many halvings of the γ bracket (default 6)")
-    p.add_argument("--tolerance", type=float, default=0.01,
+    p.add_argument("--bisect-steps", type=int, help="at most this many halvings of the γ bracket (default 6)")
+    p.add_argument("--tolerance", type=float,
                    help="stop the bisection when a pilot accuracy is this close to the target (default 0.01)")
     p.add_argument("--baseline", metavar="CLASSIFIER/SCALER",
                    help="the method every other is paired with in paired.json (default: the first classifier with "
@@ -140,9 +151,18 @@ def run(args: argparse.Namespace) -> int:
     if len(args.classifier_path) not in (0, len(args.classifier)):
         raise InvalidParameterError(f"{len(args.classifier_path)} --classifier-path for {len(args.classifier)} "
                                     "--classifier; give one path per classifier, in the same order")
+    search = {"--pilot-samples": args.pilot_samples, "--bisect-steps": args.bisect_steps, "--tolerance": args.tolerance}
+    if args.target_accuracy is None and any(v is not None for v in search.values()):
+        given = [flag for flag, v in search.items() if v is not None]
+        raise InvalidParameterError(f"{', '.join(given)} {'tunes' if len(given) == 1 else 'tune'} the γ search of "
+                                    "--target-accuracy, which is not given (a γ grid is measured at its values); give "
+                                    f"--target-accuracy, or drop {'it' if len(given) == 1 else 'them'}")
+    pilot, steps, tolerance = (SEARCH_DEFAULTS[key] if value is None else value
+                               for key, value in zip(SEARCH_DEFAULTS, search.values()))
     check_writable(args.out, "--out")
     try:
         with output_lock(args.out, "guidekit compare"):  # one writer per --out (its cells are cached there)
+            remove_temporaries(args.out)
             result = compare(
                 args.model, args.classifier, args.scaler, out=args.out, guidance=args.guidance,
                 guidance_params=args.guidance_param, scaler_params=args.scaler_param, seeds=args.seeds,
@@ -150,8 +170,8 @@ def run(args: argparse.Namespace) -> int:
                 sampler_params=args.sampler_param, model_path=args.model_path, classifier_paths=args.classifier_path,
                 judge=args.judge, judge_weights=args.judge_weights, reference_batch=args.reference,
                 features=args.features, allow_reference_overlap=args.allow_reference_overlap,
-                targets=args.target_accuracy, pilot_samples=args.pilot_samples, bisect_steps=args.bisect_steps,
-                tolerance=args.tolerance, baseline=args.baseline, bootstrap=args.bootstrap,
+                targets=args.target_accuracy, pilot_samples=pilot, bisect_steps=steps, tolerance=tolerance,
+                baseline=args.baseline, bootstrap=args.bootstrap,
                 batch_size=args.batch_size, device=args.device, k=args.k, pr_limit=args.pr_limit,
                 threshold=args.threshold, accuracy_levels=args.accuracy_levels, save_samples=args.save_samples,
                 dedupe=args.dedupe, plots=args.plots, show_progress=args.progress, clip_denoised=args.clip_denoised,

@@ -10,6 +10,7 @@ replaced extractor is another feature space in every cache.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -47,8 +48,20 @@ def identity(name: str, obj: Any) -> dict[str, Any]:
     return {"name": name}
 
 
+#: a feature space's label names files and CSV columns (fd_LABEL): letters, digits, '_' and '-'
+_LABEL = re.compile(r"^[A-Za-z0-9_\-]{1,40}$")
+
+
+def _check_label(label: Any) -> None:
+    if not isinstance(label, str) or not _LABEL.match(label):
+        raise InvalidParameterError(f"feature space label {label!r} (--features LABEL=EXTRACTOR) must be 1-40 letters, "
+                                    "digits, '_' or '-' (it names cache files and CSV columns), e.g. pca")
+
+
 def _parse(features: Sequence[str] | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(features, Mapping):
+        for label in features:
+            _check_label(label)
         return dict(features)
     out: dict[str, Any] = {}
     for item in features:
@@ -56,6 +69,7 @@ def _parse(features: Sequence[str] | Mapping[str, Any]) -> dict[str, Any]:
         label, name = label.strip(), name.strip()
         if not sep or not label or not name:
             raise InvalidParameterError(f"--features takes LABEL=EXTRACTOR (e.g. pca=mnist16-pca), got {item!r}")
+        _check_label(label)
         if label in out:
             raise InvalidParameterError(f"--features names {label!r} twice; give each feature space once")
         out[label] = name
@@ -75,7 +89,14 @@ def feature_spaces(judge_name: str, judge: Any, judge_ident: dict[str, Any],
     spaces = {JUDGE_SPACE: FeatureSpace(JUDGE_SPACE, judge_name, judge_ident, judge)}
     for label, what in wanted.items():
         if isinstance(what, str):
-            obj = create("extractor", what, device=str(device))
+            try:
+                obj = create("extractor", what, device=str(device))
+            except FileNotFoundError as exc:  # its weights: compare passes no path to a --features space
+                raise InvalidParameterError(
+                    f"--features {label}={what}: the extractor needs a weights file that guidekit compare cannot pass "
+                    f"to a --features space ({str(exc).split('. ')[0]}); give it through the environment where the "
+                    "extractor reads one (GUIDEKIT_INCEPTION_WEIGHTS=PATH for inception-v3), or make it the judge: "
+                    f"--judge {what} --judge-weights PATH") from None
             name = what
         else:
             obj, name = what, type(what).__name__

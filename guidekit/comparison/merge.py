@@ -28,8 +28,10 @@ SAME_JUDGING = ("judge", "features", "reference", "num_samples", "image_shape", 
 
 
 def read_run(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(manifest, records) of one ``guidekit compare`` output folder; the manifest's ``reference`` is
+    """(manifest, records) of one finished ``guidekit compare`` output folder; the manifest's ``reference`` is
     the reference results.json records (its sha256 and feature spaces), where the run was judged."""
+    if folder.exists() and not folder.is_dir():
+        raise InvalidParameterError(f"{folder} is a file; give guidekit compare --out folders")
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
         results = json.loads((folder / "results.json").read_text())
@@ -38,6 +40,10 @@ def read_run(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         raise InvalidParameterError(f"{folder} is not a finished guidekit compare folder: {exc.filename} is missing") from None
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise InvalidParameterError(f"{folder}: unreadable manifest.json or results.json ({exc})") from None
+    if results.get("complete") is False:
+        raise InvalidParameterError(f"{folder} holds an unfinished guidekit compare run (interrupted, or still "
+                                    "running), whose results.json lacks cells; run its command again to finish it (the "
+                                    "cells computed are reused), then merge")
     if isinstance(results.get("reference"), dict):
         manifest = {**manifest, "reference": {k: results["reference"].get(k) for k in ("sha256", "id", "features")}}
     return manifest, records
@@ -97,6 +103,13 @@ def merge_runs(folders: Sequence[str | Path], out: str | Path, *, accuracy_level
                        if k not in SAME_JUDGING and canonical(manifest.get(k)) != canonical(first.get(k)))
         if other:
             print(f"guidekit compare-plot: {folder} differs from {first_dir} in: {', '.join(other)}", file=sys.stderr)
+    kinds = {folder: any(r.get("target_accuracy") is not None for r in records) for folder, _, records in runs}
+    if len(set(kinds.values())) > 1:
+        targeted = [str(f) for f, k in kinds.items() if k]
+        grids = [str(f) for f, k in kinds.items() if not k]
+        raise InvalidParameterError(
+            f"{', '.join(targeted)} measured at --target-accuracy and {', '.join(grids)} on a γ grid: one table cannot "
+            "hold both (the grid's methods would be left out); merge runs of one kind")
     owners: dict[tuple[str, str], set[Path]] = {}
     for folder, _, records in runs:
         for r in records:

@@ -15,7 +15,7 @@ import torch
 
 from .. import networks
 from ..diffusion import GaussianDiffusion
-from ..errors import InvalidParameterError, UnknownComponentError
+from ..errors import InvalidParameterError, LabelError, UnknownComponentError
 
 
 def load_network(name: str, path: str | Path | None, device: torch.device, what: str) -> torch.nn.Module:
@@ -116,4 +116,14 @@ def real_labels(guidance: Any, model: Any, name: str) -> int:
             f"--guidance {name} uses no classifier, so the labels come from the model, but the model is not "
             "class-conditional; give a class-conditional --model (e.g. mnist16-unet-cond)")
     labels_of = getattr(guidance, "num_labels", None)
-    return int(labels_of(model) if labels_of is not None else model.num_classes)
+    if labels_of is None:
+        return int(model.num_classes)
+    try:
+        return int(labels_of(model))
+    except LabelError:  # its message says "pass y=...", a Python argument compare has no equivalent of
+        null = guidance.null_label_of(model)
+        raise InvalidParameterError(
+            f"--guidance {name}: the null label {null} (--guidance-param null_label) is not the model's last class "
+            f"({model.num_classes - 1}), so the real labels are unknown and compare cannot ask for labels 0..K-1 "
+            "below it; use a model trained with its last class as the null label, or drop --guidance-param "
+            "null_label where the model card names it") from None

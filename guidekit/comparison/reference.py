@@ -6,14 +6,16 @@ model's card names) or, for a card that names only a data set, that data set's i
 bytes and shape for a data set), never its path or size: a file replaced by another of the same size
 is another reference. Per feature space the statistics (mean and covariance for FD, at most
 ``pr_limit`` features for KID and precision/recall, their k-NN radii) are computed once and cached
-under ``out/reference/``, keyed by that sha256 and the feature space's identity. Precomputed
-``mu``/``sigma`` in the file are used for the judge's FD, as the ADM evaluator does.
+under ``out/reference/``, keyed by that sha256 and the feature space's identity (a damaged cache file is
+computed again). Precomputed ``mu``/``sigma`` in the file are used for the judge's FD, as the ADM
+evaluator does. The held-out batch a card names is checked against the sha256 the card records.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,10 +24,11 @@ import attrs
 import numpy as np
 import torch
 
-from ..errors import InvalidParameterError
+from ..errors import IdentityError, InvalidParameterError
 from ..io import atomic_write, to_uint8
 from ..metrics import FeatureStats
 from ..metrics.precision_recall import manifold_radii
+from .cache import read_npz
 from .grid import canonical
 from .split import sha256_file
 
@@ -88,15 +91,21 @@ def _dataset_images(name: str) -> torch.Tensor:
     return load_dataset(name).images
 
 
+def _file_source(p: Path) -> Source:
+    from ..io import load_batch
+
+    return Source(p.resolve(), None, sha256_file(p), load_batch(p).image_shape)
+
+
 def open_source(reference: str | Path | None, dataset: str | None) -> Source:
     """The reference file (or data set) with its content sha256 and image shape."""
     if reference is not None:
         p = Path(reference)
+        if p.is_dir():
+            raise InvalidParameterError(f"--reference {str(p)!r} is a folder; give the ADM-layout .npz batch file")
         if not p.is_file():
             raise InvalidParameterError(f"--reference {str(p)!r} does not exist; give an ADM-layout .npz batch")
-        from ..io import load_batch
-
-        return Source(p.resolve(), None, sha256_file(p), load_batch(p).image_shape)
+        return _file_source(p)
     if dataset is None:
         raise InvalidParameterError("no reference: give --reference FILE.npz (the model card names no held-out batch "
                                     "and no data set)")
@@ -104,6 +113,56 @@ def open_source(reference: str | Path | None, dataset: str | None) -> Source:
     digest = hashlib.sha256(repr(images.shape).encode())
     digest.update(np.ascontiguousarray(images).tobytes())
     return Source(None, dataset, digest.hexdigest(), tuple(images.shape))
+
+
+def card_source(card: Mapping[str, Any], model: str) -> Source:
+    """The held-out reference a model card names (``card["reference_batch"]``), checked against the sha256 its
+    ``split`` records: a missing, damaged or replaced file is a named error, never another reference."""
+    p = Path(card["reference_batch"])
+    heldout = (card.get("split") or {}).get("heldout") if isinstance(card.get("split"), Mapping) else None
+    expected = heldout.get("sha256") if isinstance(heldout, Mapping) else None
+    if not p.is_file():
+        raise IdentityError(f"the held-out reference {str(p)!r} that the card of {model} names is missing: the "
+                            f"installation that ships {model} is incomplete; reinstall it, or give --reference "
+                            "FILE.npz")
+    source = _file_source(p)
+    if expected and source.sha256 != expected:
+        raise IdentityError(f"the held-out reference {str(p)!r} of {model} has sha256 {source.sha256[:16]}… but its "
+                            f"card records {str(expected)[:16]}…: the file was damaged or replaced, and FD/KID against "
+                            f"it would not be against the held-out images; reinstall what ships {model}, or give "
+                            "--reference FILE.npz")
+    return source
+
+
+def check_neighbours(source: Source, k: int, pr_limit: int) -> None:
+    """Precision/recall with ``k`` needs ``k + 1`` reference images (of at most ``pr_limit``): else a named error,
+    as ``guidekit evaluate`` gives, rather than precision and recall written as null."""
+    count = source.shape[0] if source.shape else 0
+    used = min(count, pr_limit)
+    if count and used < k + 1:
+        where = str(source.path or source.dataset)
+        raise InvalidParameterError(
+            f"precision/recall with k={k} (--k) needs at least {k + 1} reference images, but the reference "
+            f"{where!r} has {count}" + (f" and --pr-limit keeps {pr_limit}" if pr_limit < count else "")
+            + "; lower --k" + (", raise --pr-limit" if pr_limit < count else "") + " or give a larger reference")
+
+
+def check_precomputed(source: Source, judge: str, dim: int, others: list[str]) -> None:
+    """A reference without images: its ``mu``/``sigma`` must have the judge's feature dimension ``dim`` (a named
+    error before any sampling), and what it cannot give (KID, precision/recall, the ``others`` feature
+    spaces) is said once on stderr."""
+    if source.shape:
+        return
+    pre = source.precomputed()
+    if pre is not None and pre[0].shape[0] != dim:
+        raise InvalidParameterError(
+            f"the reference {str(source.path)!r} holds precomputed mu/sigma of dimension {pre[0].shape[0]} and no "
+            f"images, but the judge {judge!r} gives {dim}-dimensional features: use the judge that produced them "
+            "(--judge inception for ADM reference batches), or a reference with images")
+    lost = ["KID", "precision/recall", *(f"the {label} feature space" for label in others)]
+    print(f"guidekit compare: warning: the reference {str(source.path)!r} holds precomputed mu/sigma but no images: "
+          f"FD in the judge's features only; {', '.join(lost)} are not computed (give a reference with images)",
+          file=sys.stderr)
 
 
 def reference_fingerprints(source: Source) -> np.ndarray | None:
@@ -123,11 +182,10 @@ def _cache_path(out: Path, source: Source, space_id: Any, k: int, pr_limit: int)
 def cached_stats(out: Path, sha256: str, space_id: Any, k: int, pr_limit: int) -> SpaceStats | None:
     """The cached reference of one feature space in a finished run folder (None when it is not there)."""
     key = canonical({"reference": sha256, "space": space_id, "k": k, "pr_limit": pr_limit})
-    path = out / CACHE_DIR / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
-    if not path.is_file():
+    d = read_npz(out / CACHE_DIR / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz")  # damaged: computed again
+    if d is None or not {"key", "mu", "sigma", "feats", "radii"} <= set(d) or str(d["key"]) != key:
         return None
-    with np.load(path, allow_pickle=False) as d:
-        return SpaceStats(d["mu"], d["sigma"], d["feats"], d["radii"]) if str(d["key"]) == key else None
+    return SpaceStats(d["mu"], d["sigma"], d["feats"], d["radii"])
 
 
 def space_stats(out: Path, source: Source, label: str, space_id: Any, extractor: Any, *, batch_size: int, k: int,

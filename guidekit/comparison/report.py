@@ -96,14 +96,28 @@ def tables(records: Sequence[dict[str, Any]], levels: Sequence[float], targets: 
     return "\n".join(parts)
 
 
+def mark_incomplete(out: Path) -> None:
+    """Mark an earlier results.json in ``out`` incomplete while a run rewrites the outputs beside it (so a run
+    killed between two of its files never leaves a results.json that looks finished next to a stale one)."""
+    path = out / "results.json"
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(results, dict) and results.get("complete") is not False:
+        with atomic_write(path, "w") as fh:
+            json.dump({**results, "complete": False}, fh, indent=1)
+
+
 def write_outputs(out: Path, records: list[dict[str, Any]], profiles: dict[tuple[str, str], list[tuple[float, dict]]],
                   levels: Sequence[float] | None, plots: bool, *, targets: Sequence[float] | None = None,
                   paired: dict[str, Any] | None = None, reference: dict[str, Any] | None = None,
                   note: str = "") -> tuple[list[float], str]:
     """results.json, results.csv, matched_accuracy.md, paired.json (when given) and the plots
-    (vanishing.png when some method has a guidance gradient whose vanishing point is measured)."""
-    with atomic_write(out / "results.json", "w") as fh:
-        json.dump({"records": records, **({"reference": reference} if reference else {})}, fh, indent=1)
+    (vanishing.png when some method has a guidance gradient whose vanishing point is measured).
+
+    results.json is written after the tables, with ``"complete": true``: a run killed before has a
+    results.json marked incomplete (:func:`mark_incomplete`), which ``compare-plot`` refuses."""
     write_csv(out, records)
     levels = list(targets) if targets else (list(levels) if levels is not None else default_levels(records))
     table = tables(records, levels, targets)
@@ -121,6 +135,9 @@ def write_outputs(out: Path, records: list[dict[str, Any]], profiles: dict[tuple
             json.dump(paired, fh, indent=1)
     with atomic_write(out / "matched_accuracy.md", "w") as fh:
         fh.write(text)
+    with atomic_write(out / "results.json", "w") as fh:
+        json.dump({"records": records, **({"reference": reference} if reference else {}), "complete": True}, fh,
+                  indent=1)
     if plots:
         from .plots import plot_frontier, plot_vanishing
 

@@ -18,6 +18,10 @@ its content sha256 and the feature spaces); ``pilot-<key>-n<P>.json`` holds the 
 P samples (the bisection of ``--target-accuracy``). Everything is written atomically and found again
 by content: an interrupted run loses at most the cell in flight, the same command again computes
 nothing, and another reference recomputes the metrics from the stored features without sampling.
+Every cached file is checked when it is read back (``guidekit.comparison.cache``): a damaged or
+replaced one is computed again alone. With ``--save-samples``, ``samples/<key>.npz`` holds each
+cell's images; a cached cell whose images were not kept is sampled again for them (the same seeds
+give the same images), its record kept.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidParameterError
+from ..identity import file_sha256
 from ..io import SampleBatchWriter, atomic_write, to_uint8
 from ..metrics import FeatureStats, frechet_distance
 from ..metrics.kid import kernel_distance
@@ -44,6 +49,7 @@ from ..metrics.precision_recall import _coverage, manifold_radii
 from ..registry import create
 from ..sampling import sample
 from ..trace import GuidanceTrace
+from .cache import features_intact, read_json, read_npz, warn_damaged, write_json
 from .grid import Cell, canonical
 from .reference import JUDGE_SPACE, SpaceStats
 
@@ -161,15 +167,13 @@ def cell_path(ctx: Context, key: str) -> Path:
 
 
 def load_cell(ctx: Context, key: str) -> dict[str, Any] | None:
-    """The cached cell file for ``key`` if it exists and belongs to this manifest."""
+    """The cached cell file for ``key`` if it exists, is intact and belongs to this manifest."""
     path = cell_path(ctx, key)
-    if not path.is_file():
+    data = read_json(path)
+    if data is None or data.get("manifest") != ctx.digest:
         return None
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None  # cannot happen with atomic writes; recompute rather than trust it
-    if data.get("manifest") != ctx.digest:
+    if data.get("key", key) != key:  # another cell's file copied over this one
+        warn_damaged(path, f"it holds the cell {data.get('key')}")
         return None
     label = data.get("cell", {}).get("classifier")
     if label is not None and canonical(data.get("classifier_id")) != canonical(ctx.classifier_ids.get(label)):
@@ -269,7 +273,7 @@ def compute(ctx: Context, cell: Cell | None, seed: int) -> tuple[dict[str, Any],
     t_list: list[int] = []
     c, h, w = ctx.shape
     name = cell.key if cell is not None else unguided_key(seed)
-    keep = (SampleBatchWriter(ctx.out / "samples" / f"{name}.npz", ctx.num_samples, (h, w, c))
+    keep = (SampleBatchWriter(samples_path(ctx, name), ctx.num_samples, (h, w, c))
             if ctx.save_samples else contextlib.nullcontext())
     with keep as writer:  # the .npz appears only when the whole cell is sampled
         for _, y, images, trace in _batches(ctx, guidance, seed, ctx.num_samples, ctx.on_step):
@@ -327,56 +331,83 @@ def measure(ctx: Context, feats: dict[str, np.ndarray]) -> dict[str, Any]:
     return {"fd": fd, "kid": kid, "precision": precision, "recall": recall}
 
 
-def _store(ctx: Context, key: str, spec: dict[str, Any], result: dict[str, Any], feats: dict[str, np.ndarray]) -> None:
+def _store(ctx: Context, key: str, spec: dict[str, Any], result: dict[str, Any], feats: dict[str, np.ndarray]) -> str:
+    """Write the cell's features and its ``.json``; returns the sha256 of the features file."""
     for stale in ctx.out.glob(f"cells/{key}.[mb]-*"):  # metrics and bootstraps of features computed before
         stale.unlink()
-    with atomic_write(features_path(ctx, key)) as fh:  # the features first: a cell's .json implies its .npz
+    path = features_path(ctx, key)
+    with atomic_write(path) as fh:  # the features first: a cell's .json implies its .npz
         np.savez_compressed(fh, **feats)
-    with atomic_write(cell_path(ctx, key), "w") as fh:
-        ident = ctx.classifier_ids.get(spec["classifier"]) if "classifier" in spec else None
-        json.dump({"format": FORMAT_VERSION, "manifest": ctx.digest, "cell": spec, "classifier_id": ident, **result}, fh)
+    ident = ctx.classifier_ids.get(spec["classifier"]) if "classifier" in spec else None
+    digest = file_sha256(path)
+    write_json(cell_path(ctx, key), {"format": FORMAT_VERSION, "manifest": ctx.digest, "key": key, "cell": spec,
+                                     "classifier_id": ident, "features_sha256": digest, **result})
+    return digest
 
 
 def features_path(ctx: Context, key: str) -> Path:
     return ctx.out / "cells" / f"{key}.npz"
 
 
+def samples_path(ctx: Context, key: str) -> Path:
+    """Where ``--save-samples`` keeps the images of computation ``key``."""
+    return ctx.out / "samples" / f"{key}.npz"
+
+
+def _check_resampled(ctx: Context, key: str, feats: dict[str, np.ndarray]) -> None:
+    """Warn when the images sampled again for ``--save-samples`` are not the ones the cached cell measured."""
+    measured = load_features(features_path(ctx, key))[JUDGE_SPACE]
+    now = feats[JUDGE_SPACE]
+    if measured.shape != now.shape or not np.allclose(measured, now, rtol=1e-4, atol=1e-4):
+        gap = float(np.abs(measured - now).max()) if measured.shape == now.shape else float("inf")
+        print(f"guidekit compare: warning: the images saved in {samples_path(ctx, key)} differ from those its cached "
+              f"results measured (judge features differ by up to {gap:.3g}; sampled on another device or with "
+              "another --batch-size?); the results are of the measured ones", file=sys.stderr)
+
+
 def load_features(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as d:
-        return {k: d[k] for k in d.files}
+    """The features of a cell, ``{space: (N, D) array}``, CRC-checked; a damaged file is a named error."""
+    from ..errors import IdentityError
+
+    feats = read_npz(path)
+    if feats is None:
+        raise IdentityError(f"{path} is missing or damaged; run the guidekit compare command of its folder again "
+                            "(it computes that cell again, alone)")
+    return feats
 
 
-def metrics_of(ctx: Context, key: str) -> dict[str, Any]:
-    """The cell's metrics against this run's reference, from its cache file or from its stored features."""
+def metrics_of(ctx: Context, key: str, features_sha256: str | None = None) -> dict[str, Any]:
+    """The cell's metrics against this run's reference, from its cache file (if measured on the features of
+    sha256 ``features_sha256``) or from its stored features."""
     path = ctx.out / "cells" / f"{key}.m-{ctx.reference_id}.json"
-    if path.is_file():
-        with contextlib.suppress(json.JSONDecodeError):
-            return json.loads(path.read_text())
+    cached = read_json(path)
+    if cached is not None:
+        measured_on = cached.pop("features_sha256", features_sha256)
+        if measured_on == features_sha256:
+            return cached
+        warn_damaged(path, "it was measured on other features than the cell's")
     result = measure(ctx, load_features(features_path(ctx, key)))
-    with atomic_write(path, "w") as fh:
-        json.dump(result, fh)
+    write_json(path, {**result, **({"features_sha256": features_sha256} if features_sha256 else {})})
     return result
 
 
-def _measured(ctx: Context, key: str) -> dict[str, Any]:
-    return {**metrics_of(ctx, key), "features": dict(ctx.feature_names), "reference_sha256": ctx.reference_sha256,
-            "cell": key}
+def _measured(ctx: Context, key: str, features_sha256: str | None) -> dict[str, Any]:
+    return {**metrics_of(ctx, key, features_sha256), "features": dict(ctx.feature_names),
+            "reference_sha256": ctx.reference_sha256, "cell": key}
 
 
 def pilot_of(ctx: Context, cell: Cell, count: int, dedupe: bool = True) -> float | None:
     """Cached :func:`pilot_accuracy` (shared like full cells: γ = 0 is the unguided pilot)."""
     key, job, _ = shared_job(ctx, cell, dedupe)
     path = ctx.out / "cells" / f"pilot-{key}-n{count}.json"
-    if path.is_file():
-        with contextlib.suppress(json.JSONDecodeError):
-            data = json.loads(path.read_text())
-            if data.get("manifest") == ctx.digest:
-                return data["accuracy"]
+    data = read_json(path)
+    if data is not None and data.get("manifest") == ctx.digest and "accuracy" in data:
+        if (data.get("key", key), data.get("samples")) == (key, count):
+            return data["accuracy"]
+        warn_damaged(path, f"it holds the pilot of {data.get('key')} on {data.get('samples')} samples")
     acc = pilot_accuracy(ctx, job, cell.seed, count)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, "w") as fh:
-        json.dump({"format": FORMAT_VERSION, "manifest": ctx.digest, "accuracy": acc, "samples": count,
-                   "cell": cell.spec()}, fh)
+    write_json(path, {"format": FORMAT_VERSION, "manifest": ctx.digest, "key": key, "accuracy": acc, "samples": count,
+                      "cell": cell.spec()})
     return acc
 
 
@@ -441,12 +472,18 @@ def run_cells(ctx: Context, cells: list[Cell], *, dedupe: bool = True, show_prog
     todo = []
     for key in jobs:
         cached = load_cell(ctx, key)
-        if cached is not None and features_path(ctx, key).is_file():
-            results[key] = {**cached, **_measured(ctx, key)}
+        if cached is not None and features_intact(cached, features_path(ctx, key)):
+            results[key] = {**cached, **_measured(ctx, key, cached.get("features_sha256"))}
         else:
             todo.append(key)
     if results:
         print(f"guidekit compare: {len(results)} of {len(jobs)} computations cached in {ctx.out}", file=sys.stderr)
+    # --save-samples: cached cells whose images were not kept are sampled again for them (their records stay)
+    resample = [key for key in results if ctx.save_samples and not samples_path(ctx, key).is_file()]
+    if resample:
+        print(f"guidekit compare: --save-samples: sampling {len(resample)} cached computation(s) again for their "
+              f"images, which an earlier run did not keep (the same seeds give the same images; the results are "
+              f"kept): {', '.join(resample)}", file=sys.stderr)
 
     def rows() -> list[Row]:
         out = []
@@ -459,18 +496,23 @@ def run_cells(ctx: Context, cells: list[Cell], *, dedupe: bool = True, show_prog
     # counted in sampling steps, so the line moves (and the time left is estimated) inside long cells;
     # off a terminal (a log file) it writes one line per interval ($GUIDEKIT_PROGRESS_INTERVAL)
     steps_per_cell = math.ceil(ctx.num_samples / ctx.batch_size) * ctx.diffusion.num_steps
-    bar = progress(total=len(todo) * steps_per_cell, desc="compare", disable=not show_progress, unit="step")
+    work = len(todo) + len(resample)
+    bar = progress(total=work * steps_per_cell, desc="compare", disable=not show_progress, unit="step")
     ctx.on_step = lambda: bar.update(1)
     try:
         for index, key in enumerate(todo, 1):
             cell, seed = jobs[key]
             spec = {"unguided": True, "seed": seed} if cell is None else cell.spec()
-            bar.postfix = f"cell {index}/{len(todo)}: {_cell_label(cell, seed)}"
+            bar.postfix = f"cell {index}/{work}: {_cell_label(cell, seed)}"
             result, feats = compute(ctx, cell, seed)
-            _store(ctx, key, spec, result, feats)
-            results[key] = {**result, **_measured(ctx, key)}
+            results[key] = {**result, **_measured(ctx, key, _store(ctx, key, spec, result, feats))}
             if on_record is not None:
                 on_record(rows())
+        for index, key in enumerate(resample, len(todo) + 1):
+            cell, seed = jobs[key]
+            bar.postfix = f"cell {index}/{work}: {_cell_label(cell, seed)} (its samples)"
+            _, feats = compute(ctx, cell, seed)
+            _check_resampled(ctx, key, feats)
     finally:
         bar.close()
         ctx.on_step = None

@@ -64,9 +64,11 @@ class ClassifierFreeGuidance(ScaledGuidance):
             return self.null_label
         if carded is not None:
             return carded
+        k = getattr(model, "num_classes", None)
+        example = k - 1 if isinstance(k, int) and k > 1 else 10  # usually the last class
         raise InvalidParameterError(
             f"{self.name} guidance needs the model's null label (the class it was trained with for 'no label'): "
-            f"the model has no card['null_label']; pass null_label=... (e.g. --guidance-param null_label=10)"
+            f"the model has no card['null_label']; pass null_label=... (e.g. --guidance-param null_label={example})"
         )
 
     def check_null_label(self, null: int, num_classes: Any, y: torch.Tensor) -> None:

@@ -16,7 +16,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import importlib
 import json
 import os
 import subprocess
@@ -175,17 +177,28 @@ class WaitingDDIM(DDIMSampler):
 '''
 
 
+@contextlib.contextmanager
+def plugin_module(folder: Path, name: str, source: str, components: list[tuple[str, str]]) -> Iterator[Path]:
+    """Write module ``name`` into ``folder`` and import it here too (so in-process runs have the components a
+    ``--plugin name`` subprocess has, with the same provenance); on exit unregister ``components`` ((kind, name)
+    pairs) and forget the module. Yields ``folder``."""
+    (folder / f"{name}.py").write_text(source)
+    sys.path.insert(0, str(folder))
+    importlib.invalidate_caches()
+    sys.modules.pop(name, None)
+    __import__(name)
+    try:
+        yield folder
+    finally:
+        for kind, component in components:
+            default_registry().remove(kind, component)
+        sys.modules.pop(name, None)
+        sys.path.remove(str(folder))
+
+
 @pytest.fixture
 def waiting_sampler(tmp_path, monkeypatch) -> Iterator[Path]:
-    """Write ``waiting_ddim.py`` into ``tmp_path`` and import it here too (so in-process runs have the same
-    component, with the same provenance); yields the folder."""
-    (tmp_path / "waiting_ddim.py").write_text(WAITING_DDIM)
-    monkeypatch.syspath_prepend(str(tmp_path))
+    """``waiting_ddim.py`` written into ``tmp_path`` and imported (:func:`plugin_module`); yields the folder."""
     monkeypatch.delenv("HOLD_FILE", raising=False)
-    sys.modules.pop("waiting_ddim", None)
-    __import__("waiting_ddim")
-    try:
-        yield tmp_path
-    finally:
-        default_registry().remove("sampler", "waiting-ddim")
-        sys.modules.pop("waiting_ddim", None)
+    with plugin_module(tmp_path, "waiting_ddim", WAITING_DDIM, [("sampler", "waiting-ddim")]) as folder:
+        yield folder
