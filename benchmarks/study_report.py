@@ -21,24 +21,39 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- study-claims:start -->", "<!-- study-claims:end -->"
 
-#: (claim as the earlier README stated it, merged folder, method, baseline): each is judged on the paired rows
+#: (claim as the earlier README stated it, merged folder, method, baseline, what the claim expects of the
+#: method's FD: "lower", "higher" or "not higher"): each is judged on the paired rows
 CLAIMS = (
     ("EDS beats constant guidance (CE classifier, DDIM-25)", "table2-ddim25", "{D}-classifier-ce/entropy",
-     "{D}-classifier-ce/constant"),
+     "{D}-classifier-ce/constant", "lower"),
     ("ECT/constant beats CE/constant (DDIM-25)", "table2-ddim25", "{D}-classifier-ect/constant",
-     "{D}-classifier-ce/constant"),
-    ("ECT + EDS beats CE + EDS (DDIM-25)", "vs-eds-ddim25", "{D}-classifier-ect/entropy", "{D}-classifier-ce/entropy"),
+     "{D}-classifier-ce/constant", "lower"),
+    ("ECT + EDS beats CE + EDS (DDIM-25)", "vs-eds-ddim25", "{D}-classifier-ect/entropy", "{D}-classifier-ce/entropy",
+     "lower"),
     ("timestep-aware scaling γ(T−t)/T is at least as good as EDS (DDIM-25)", "vs-eds-ddim25",
-     "{D}-classifier-ce/timestep", "{D}-classifier-ce/entropy"),
+     "{D}-classifier-ce/timestep", "{D}-classifier-ce/entropy", "not higher"),
     ("interval guidance (t ≤ 700) beats constant guidance (DDIM-25)", "ce-ddim25", "{D}-classifier-ce/interval",
-     "{D}-classifier-ce/constant"),
+     "{D}-classifier-ce/constant", "lower"),
     ("gradient-norm scaling is worse than constant guidance (DDIM-25)", "ce-ddim25", "{D}-classifier-ce/gradnorm",
-     "{D}-classifier-ce/constant"),
+     "{D}-classifier-ce/constant", "higher"),
     ("EDS beats constant guidance (CE classifier, DDPM-100)", "ce-ddpm100", "{D}-classifier-ce/entropy",
-     "{D}-classifier-ce/constant"),
+     "{D}-classifier-ce/constant", "lower"),
     ("classifier-free guidance beats classifier guidance at high accuracy (DDIM-25)", "all-ddim25",
-     "classifier-free/constant", "{D}-classifier-ce/constant"),
+     "classifier-free/constant", "{D}-classifier-ce/constant", "lower"),
 )
+
+
+def overall(words: set[str], expect: str) -> str:
+    """The claim's verdict from the levels' readings ("better": resolved lower FD, "worse": resolved higher)."""
+    good, bad = ("worse", "better") if expect == "higher" else ("better", "worse")
+    has_good, has_bad = good in words, bad in words
+    if has_good and has_bad:
+        return "mixed"
+    if has_bad:
+        return "contradicted wherever resolved"
+    if has_good:
+        return "holds wherever resolved"
+    return "holds (never resolved worse)" if expect == "not higher" else "not resolved at any level"
 
 
 def load(folder: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None, dict[str, Any]]:
@@ -137,7 +152,7 @@ def run_tables(name: str, records: list[dict[str, Any]], paired: dict[str, Any] 
 
 def judge_claims(dataset: str, folder: Path) -> list[str]:
     out = []
-    for text, run, m, base in CLAIMS:
+    for text, run, m, base, expect in CLAIMS:
         m, base = m.format(D=dataset), base.format(D=dataset)
         paired_file = folder / run / "paired.json"
         if not paired_file.is_file():
@@ -154,11 +169,7 @@ def judge_claims(dataset: str, folder: Path) -> list[str]:
             parts.append(f"{row['feature']} @ {row['target_accuracy']:g}: {row['diff_mean']:+.3g} "
                          f"[{lo:+.3g}, {hi:+.3g}] {word(row)} ({row['wins']}/{row['seeds']} seeds lower)")
         words = {word(row) for row in rows}
-        overall = ("holds wherever resolved" if words <= {"better", "unresolved", "seeds split"} and "better" in words
-                   else "contradicted wherever resolved" if words <= {"worse", "unresolved", "seeds split"}
-                   and "worse" in words
-                   else "not resolved at any level" if "better" not in words and "worse" not in words else "mixed")
-        out.append(f"* {dataset}: {text}: **{overall}**. FD difference {m} − {base}, 95% CI: " + "; ".join(parts) + ".")
+        out.append(f"* {dataset}: {text}: **{overall(words, expect)}**. FD difference {m} − {base}, 95% CI: " + "; ".join(parts) + ".")
     return out
 
 

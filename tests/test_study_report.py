@@ -58,6 +58,13 @@ def test_verdicts_follow_the_ci_and_the_readme_block_is_rewritten(tmp_path, repo
     assert report.main([str(tmp_path / "study"), "--readme", str(readme), "--check"]) == 0
 
 
+def test_a_claim_of_higher_fd_holds_where_the_method_is_resolved_worse(report):
+    assert report.overall({"worse", "unresolved"}, "higher") == "holds wherever resolved"
+    assert report.overall({"better"}, "higher") == "contradicted wherever resolved"
+    assert report.overall({"unresolved", "seeds split"}, "not higher") == "holds (never resolved worse)"
+    assert report.overall({"better", "worse"}, "lower") == "mixed"
+
+
 def test_committed_readme_claims_are_the_committed_study(report):
     """README.md's study claims are regenerated from benchmarks/results/study by the committed command."""
     assert report.main(["--check"]) == 0
