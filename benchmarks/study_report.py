@@ -21,24 +21,39 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- study-claims:start -->", "<!-- study-claims:end -->"
 
-#: (claim as the earlier README stated it, merged folder, method, baseline): each is judged on the paired rows
+#: (claim as the earlier README stated it, merged folder, method, baseline, what the claim expects of the
+#: method's FD: "lower", "higher" or "not higher"): each is judged on the paired rows
 CLAIMS = (
     ("EDS beats constant guidance (CE classifier, DDIM-25)", "table2-ddim25", "{D}-classifier-ce/entropy",
-     "{D}-classifier-ce/constant"),
+     "{D}-classifier-ce/constant", "lower"),
     ("ECT/constant beats CE/constant (DDIM-25)", "table2-ddim25", "{D}-classifier-ect/constant",
-     "{D}-classifier-ce/constant"),
-    ("ECT + EDS beats CE + EDS (DDIM-25)", "vs-eds-ddim25", "{D}-classifier-ect/entropy", "{D}-classifier-ce/entropy"),
+     "{D}-classifier-ce/constant", "lower"),
+    ("ECT + EDS beats CE + EDS (DDIM-25)", "vs-eds-ddim25", "{D}-classifier-ect/entropy", "{D}-classifier-ce/entropy",
+     "lower"),
     ("timestep-aware scaling γ(T−t)/T is at least as good as EDS (DDIM-25)", "vs-eds-ddim25",
-     "{D}-classifier-ce/timestep", "{D}-classifier-ce/entropy"),
+     "{D}-classifier-ce/timestep", "{D}-classifier-ce/entropy", "not higher"),
     ("interval guidance (t ≤ 700) beats constant guidance (DDIM-25)", "ce-ddim25", "{D}-classifier-ce/interval",
-     "{D}-classifier-ce/constant"),
+     "{D}-classifier-ce/constant", "lower"),
     ("gradient-norm scaling is worse than constant guidance (DDIM-25)", "ce-ddim25", "{D}-classifier-ce/gradnorm",
-     "{D}-classifier-ce/constant"),
+     "{D}-classifier-ce/constant", "higher"),
     ("EDS beats constant guidance (CE classifier, DDPM-100)", "ce-ddpm100", "{D}-classifier-ce/entropy",
-     "{D}-classifier-ce/constant"),
+     "{D}-classifier-ce/constant", "lower"),
     ("classifier-free guidance beats classifier guidance at high accuracy (DDIM-25)", "all-ddim25",
-     "classifier-free/constant", "{D}-classifier-ce/constant"),
+     "classifier-free/constant", "{D}-classifier-ce/constant", "lower"),
 )
+
+
+def overall(words: set[str], expect: str) -> str:
+    """The claim's verdict from the levels' readings ("better": resolved lower FD, "worse": resolved higher)."""
+    good, bad = ("worse", "better") if expect == "higher" else ("better", "worse")
+    has_good, has_bad = good in words, bad in words
+    if has_good and has_bad:
+        return "mixed"
+    if has_bad:
+        return "contradicted wherever resolved"
+    if has_good:
+        return "holds wherever resolved"
+    return "holds (never resolved worse)" if expect == "not higher" else "not resolved at any level"
 
 
 def load(folder: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None, dict[str, Any]]:
@@ -66,12 +81,24 @@ def mean_std(values: list[float]) -> str:
 
 
 def verdict(row: dict[str, Any]) -> str:
+    """"resolved" as paired.json defines it (the CI over samples excludes 0), flagged when the seeds split."""
     lo, hi = row["ci95"]
+    split = "" if row["wins"] in (0, row["seeds"]) else f", but seeds split {row['wins']}/{row['seeds']}"
     if hi < 0:
-        return "resolved: method lower (better)"
+        return f"resolved: method lower (better){split}"
     if lo > 0:
-        return "resolved: method higher (worse)"
+        return f"resolved: method higher (worse){split}"
     return "not resolved"
+
+
+def word(row: dict[str, Any]) -> str:
+    """The claim-level reading: better/worse only when the CI excludes 0 and every seed agrees."""
+    lo, hi = row["ci95"]
+    if hi < 0 and row["wins"] == row["seeds"]:
+        return "better"
+    if lo > 0 and row["wins"] == 0:
+        return "worse"
+    return "unresolved" if lo <= 0 <= hi else "seeds split"
 
 
 def scale_of(records: list[dict[str, Any]], manifest: dict[str, Any]) -> str:
@@ -125,7 +152,7 @@ def run_tables(name: str, records: list[dict[str, Any]], paired: dict[str, Any] 
 
 def judge_claims(dataset: str, folder: Path) -> list[str]:
     out = []
-    for text, run, m, base in CLAIMS:
+    for text, run, m, base, expect in CLAIMS:
         m, base = m.format(D=dataset), base.format(D=dataset)
         paired_file = folder / run / "paired.json"
         if not paired_file.is_file():
@@ -139,14 +166,10 @@ def judge_claims(dataset: str, folder: Path) -> list[str]:
         parts = []
         for row in rows:
             lo, hi = row["ci95"]
-            word = "better" if hi < 0 else "worse" if lo > 0 else "unresolved"
             parts.append(f"{row['feature']} @ {row['target_accuracy']:g}: {row['diff_mean']:+.3g} "
-                         f"[{lo:+.3g}, {hi:+.3g}] {word} ({row['wins']}/{row['seeds']} seeds)")
-        words = {p.rsplit(" (", 1)[0].split("] ")[-1] for p in parts}
-        overall = ("holds wherever resolved" if words == {"better"} else
-                   "contradicted wherever resolved" if words == {"worse"} else
-                   "not resolved at any level" if words == {"unresolved"} else "mixed")
-        out.append(f"* {dataset}: {text}: **{overall}**. FD difference {m} − {base}, 95% CI: " + "; ".join(parts) + ".")
+                         f"[{lo:+.3g}, {hi:+.3g}] {word(row)} ({row['wins']}/{row['seeds']} seeds lower)")
+        words = {word(row) for row in rows}
+        out.append(f"* {dataset}: {text}: **{overall(words, expect)}**. FD difference {m} − {base}, 95% CI: " + "; ".join(parts) + ".")
     return out
 
 
@@ -178,8 +201,10 @@ def main(argv: list[str] | None = None) -> int:
         "`benchmarks/study.sh`; see `commands.md` for the exact commands, scale and machine). Per method and",
         "seed the guidance strength γ reaching each target judge accuracy was found by bisection on the first",
         "pilot samples, and FD/KID were measured there on all samples, against held-out images, in the oracle's",
-        "features and in a pixel PCA that learnt no classes. A difference counts only where its 95% bootstrap",
-        "CI excludes 0.",
+        "features and in a pixel PCA that learnt no classes. paired.json calls a difference resolved where its",
+        "95% bootstrap CI over samples excludes 0; that CI does not cover the variation between seeds, so a",
+        "claim below reads \"better\"/\"worse\" only where the CI excludes 0 *and* every seed agrees",
+        "(\"seeds split\" otherwise).",
         "",
         "## Claims",
         "",

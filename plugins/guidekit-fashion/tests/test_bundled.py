@@ -61,7 +61,8 @@ def test_oracle_and_pca_judge_real_images(reference):
     feats = oracle.extract(images)
     assert feats["logits"].shape == (2000, 10)
     accuracy = (feats["logits"].argmax(1) == labels).double().mean()
-    assert accuracy > 0.85 and abs(accuracy - oracle.card["metrics"]["test_accuracy_8000"]) < 0.03
+    # 0.81 on the other 8,000 test images after 4 epochs (its card); a failing judge would be near 0.1
+    assert accuracy > 0.75 and abs(accuracy - oracle.card["metrics"]["test_accuracy_8000"]) < 0.03
     pca = gk.create("extractor", "fashion32-pca").extract(images)["pool"]
     assert pca.shape == (2000, 32) and pca.var(0)[0] > pca.var(0)[-1]
 
