@@ -21,6 +21,7 @@ import errno
 import importlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -101,18 +102,24 @@ def disk_full_at(monkeypatch) -> Callable[[str], None]:
     return arm
 
 
+def _default_sigint() -> None:
+    """In the child before exec: Ctrl-C raises KeyboardInterrupt even when the test run itself was started in the
+    background (a shell's ``cmd &`` ignores SIGINT, children inherit that, and Python then never sees Ctrl-C)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_writer(code: str, cwd: Path) -> subprocess.Popen:
     """Run ``python -c code`` in ``cwd`` in a new process group (so a SIGKILL reaches all of it)."""
     env = {k: v for k, v in os.environ.items() if k not in ("GUIDEKIT_PLUGINS",)}
     return subprocess.Popen([sys.executable, "-c", code], cwd=cwd, env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            preexec_fn=_default_sigint, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def start_cli(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Run ``guidekit ARGV`` (``python -m guidekit.cli``) in ``cwd`` in a new process group, one CPU thread."""
     base = {k: v for k, v in os.environ.items() if k not in ("GUIDEKIT_PLUGINS", "WORLD_SIZE", "RANK", "LOCAL_RANK")}
     return subprocess.Popen([sys.executable, "-m", "guidekit.cli", *argv], cwd=cwd, start_new_session=True,
-                            env={**base, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(cwd), **(env or {})},
+                            preexec_fn=_default_sigint, env={**base, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(cwd), **(env or {})},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
