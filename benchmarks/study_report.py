@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from guidekit.comparison.matched import method_name as method
+
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- study-claims:start -->", "<!-- study-claims:end -->"
 
@@ -63,14 +65,6 @@ def load(folder: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None, dic
     manifest_file = folder / "manifest.json"
     manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
     return results["records"], paired, manifest
-
-
-def method(record: dict[str, Any]) -> str:
-    guidance, clf = record.get("guidance", "classifier"), record.get("classifier")
-    who = clf if guidance == "classifier" else (f"{guidance}:{clf}" if clf else guidance)
-    params = {k: v for k, v in (record.get("params") or {}).items() if k != "gamma"}
-    scaler = record["scaler"] + (f"({', '.join(f'{k}={v}' for k, v in sorted(params.items()))})" if params else "")
-    return f"{who}/{scaler}"
 
 
 def mean_std(values: list[float]) -> str:
